@@ -1,0 +1,1 @@
+"""Lightning callbacks: gradual global pruning, media logging (CAMs, grids, confusion matrices), predictions."""

@@ -1,0 +1,1 @@
+"""LightningDataModules and everything about data on disk: layouts, taxonomies, robust decoding."""

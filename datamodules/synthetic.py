@@ -1,0 +1,93 @@
+"""A small sample set written in FI's real release layout, with visually separable classes.
+
+``make demo`` and the tests train on it. Each Mikels class has its own hue and stripe
+orientation (positive classes warm, negative cool), blurred by per-image noise, jitter and a
+random blob, so a small CNN learns it in a few CPU epochs but chance is far from enough.
+Optional bad files (CMYK, grayscale, palette, PNG named .jpg, truncated, zero-byte) exercise
+the robust decoding of ``datamodules/images.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
+
+
+def class_image(label: int, rng: np.random.Generator, size: int = 64, n_classes: int = len(MIKELS),
+                positive: bool | None = None) -> Image.Image:
+    """One RGB image of class ``label``: a hue band and stripe angle that identify the class."""
+    hue = (label / n_classes + rng.normal(0, 0.015)) % 1.0
+    if positive is not None:  # warm vs cool halves keep sentiment separable too
+        hue = (0.0 if positive else 0.5) + (hue * 0.5) % 0.5
+    angle = np.pi * label / n_classes + rng.normal(0, 0.08)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 6.3))
+    base = np.array(colorsys.hsv_to_rgb(hue, 0.75, 0.9))
+    image = base[None, None, :] * (0.55 + 0.45 * stripes[..., None])
+    cy, cx, r = rng.uniform(0.2, 0.8, 2).tolist() + [rng.uniform(0.08, 0.2)]
+    blob = ((yy - cy) ** 2 + (xx - cx) ** 2) < r**2
+    image[blob] = rng.uniform(0, 1, 3)
+    image = np.clip(image + rng.normal(0, 0.06, image.shape), 0, 1)
+    return Image.fromarray((image * 255).astype(np.uint8))
+
+
+def write_bad_files(folder: Path, rng: np.random.Generator) -> list[str]:
+    """Write the kinds of bad file real releases contain into ``folder``; returns their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = class_image(0, rng)
+    good.convert("CMYK").save(folder / "bad_cmyk.jpg")
+    good.convert("L").save(folder / "bad_gray.jpg")
+    good.convert("P").save(folder / "bad_palette.png")
+    good.save(folder / "bad_png_named.jpg", format="PNG")
+    buffer = io.BytesIO()
+    good.save(buffer, format="JPEG")
+    (folder / "bad_truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (folder / "bad_empty.jpg").write_bytes(b"")
+    (folder / "bad_garbage.jpg").write_bytes(b"this is not an image" * 10)
+    return ["bad_cmyk.jpg", "bad_gray.jpg", "bad_palette.png", "bad_png_named.jpg", "bad_truncated.jpg",
+            "bad_empty.jpg", "bad_garbage.jpg"]
+
+
+def make_fi_sample(root: str | Path, per_class: int = 40, size: int = 64, seed: int = 0,
+                   bad_files: bool = False) -> Path:
+    """Write ``root/emotion_dataset/<class>/<class>_NNNN.jpg`` for the eight Mikels classes."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(MIKELS):
+        folder = root / "emotion_dataset" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            class_image(label, rng, size, positive=name in MIKELS_POSITIVE).save(
+                folder / f"{name}_{i:04d}.jpg", quality=92)
+    if bad_files:
+        write_bad_files(root / "emotion_dataset" / MIKELS[0], rng)
+    return root
+
+
+def ensure_fi_sample(root: str | Path = "data/sample_fi", **kwargs) -> Path:
+    """The sample set at ``root``, written only if it is not there yet."""
+    root = Path(root)
+    if not (root / "emotion_dataset").is_dir():
+        make_fi_sample(root, **kwargs)
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write the FI-layout sample set.")
+    parser.add_argument("root", nargs="?", default="data/sample_fi")
+    parser.add_argument("--per-class", type=int, default=40)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(make_fi_sample(args.root, args.per_class, args.size, args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The shared VEA DataModule: one loading mechanism for every visual-emotion benchmark.
+
+A benchmark subclass only declares data — its taxonomy and the layouts its release may take
+(``datamodules/vea/layouts.py``). This base finds the layout under ``root``, builds the splits,
+decodes images robustly (``datamodules/images.py``), applies the customary transforms and serves
+batches ``{"image": B×3×S×S, "label": B (leaf index), "index": B, "path": [B]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
+from torchvision.transforms import v2
+
+from datamodules.hierarchy import Taxonomy
+from datamodules.images import SkipReport, load_rgb
+from datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def train_transform(size: int) -> v2.Compose:
+    """RandomResizedCrop + horizontal flip (PAPERS.md §1), ImageNet normalisation."""
+    return v2.Compose([
+        v2.ToImage(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def eval_transform(size: int) -> v2.Compose:
+    """Resize to size/0.875 then center crop, the ImageNet evaluation convention."""
+    return v2.Compose([
+        v2.ToImage(), v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+class ImageListDataset(Dataset):
+    """Images listed as ``(relative path, label)``; an undecodable file yields ``None``."""
+
+    def __init__(self, root: Path, samples: Sequence[Sample], transform: Any) -> None:
+        self.root = Path(root)
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rel, label = self.samples[index]
+        image = load_rgb(self.root / rel)
+        if image is None:
+            return {"skipped": rel}
+        return {"image": self.transform(image), "label": label, "index": index, "path": rel}
+
+
+def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate the decodable samples; the paths of the others travel in ``batch["skipped"]``."""
+    good = [item for item in items if "skipped" not in item]
+    skipped = [item["skipped"] for item in items if "skipped" in item]
+    if good:
+        batch = default_collate(good)
+    else:  # a whole batch of bad files: an empty batch the modules skip
+        batch = {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long),
+                 "index": torch.empty(0, dtype=torch.long), "path": []}
+    batch["skipped"] = skipped
+    return batch
+
+
+class VEADataModule(L.LightningDataModule):
+    """Base of every visual-emotion benchmark.
+
+    Args:
+        root: the folder where the release was unpacked.
+        batch_size: samples per batch (per device under DDP).
+        num_workers: DataLoader workers.
+        image_size: side of the square crop fed to the network.
+        seed: seed of the split protocol (not of training); the same on every machine.
+        pin_memory: pin host memory (useful on GPU).
+        persistent_workers: keep workers alive between epochs.
+        balanced_sampling: sample training images with probability inversely proportional to their
+            class frequency (FI and Twitter II are imbalanced).
+    """
+
+    taxonomy_name: ClassVar[str] = "mikels"
+    layouts: ClassVar[tuple[Layout, ...]] = ()
+    benchmark: ClassVar[str] = "vea"
+
+    def __init__(
+        self,
+        root: str = "data/sample_fi",
+        batch_size: int = 32,
+        num_workers: int = 4,
+        image_size: int = 224,
+        seed: int = 0,
+        pin_memory: bool = True,
+        persistent_workers: bool = False,
+        balanced_sampling: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root).expanduser()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.seed = seed
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.balanced_sampling = balanced_sampling
+        self.splits: Splits | None = None
+        self.skip_report = SkipReport()
+
+    # -- what the model needs to know (linked by the CLI) --------------------------------------------
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return Taxonomy.from_spec(self.taxonomy_name)
+
+    @property
+    def taxonomy_spec(self) -> dict[str, Any]:
+        return self.taxonomy.to_dict()
+
+    # -- finding and reading the release -------------------------------------------------------------
+    def find_layout(self) -> Layout:
+        """The first declared layout present under ``root``; otherwise one error naming them all."""
+        if not self.root.is_dir():
+            raise LayoutError(self._layout_message(f"the root folder {self.root} does not exist"))
+        for layout in self.layouts:
+            if layout.missing(self.root) is None and (
+                not isinstance(layout, ClassFolders) or layout.matches(self.root, self.taxonomy)
+            ):
+                return layout
+        first = self.layouts[0].missing(self.root) or self.layouts[0].required(self.root)[0]
+        raise LayoutError(self._layout_message(f"first missing path: {first}"))
+
+    def _layout_message(self, detail: str) -> str:
+        expected = "\n".join(f"  - {layout.description}" for layout in self.layouts)
+        return (f"{type(self).__name__}: {self.root} does not look like a {self.benchmark} release; {detail}.\n"
+                f"Expected one of these layouts under --data.root:\n{expected}\n"
+                f"Classes ({self.taxonomy.name}): {', '.join(self.taxonomy.leaves)}")
+
+    def read_splits(self) -> Splits:
+        """Read the splits from the release (subclasses with their own protocol override this)."""
+        layout = self.find_layout()
+        return layout.read(self.root, self.taxonomy, self.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            splits = self.read_splits()
+            for split in SPLITS:
+                splits.setdefault(split, [])
+            if not splits["train"] and stage in (None, "fit"):
+                raise LayoutError(self._layout_message("the layout was found but lists no training image"))
+            self.splits = splits
+            counts = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
+            log.info("%s at %s: %s", type(self).__name__, self.root, counts)
+
+    def class_counts(self, split: str = "train") -> torch.Tensor:
+        """Images per leaf class in ``split`` (for class weights and the stats table)."""
+        assert self.splits is not None, "call setup() first"
+        labels = torch.tensor([label for _, label in self.splits[split]], dtype=torch.long)
+        return torch.bincount(labels, minlength=len(self.taxonomy.leaves))
+
+    # -- loaders -----------------------------------------------------------------------------------
+    def dataset(self, split: str, train: bool = False) -> ImageListDataset:
+        assert self.splits is not None, "call setup() first"
+        transform = train_transform(self.image_size) if train else eval_transform(self.image_size)
+        return ImageListDataset(self.root, self.splits[split], transform)
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        dataset = self.dataset(split, train)
+        sampler = None
+        if train and self.balanced_sampling:
+            counts = self.class_counts(split).clamp(min=1).float()
+            weights = (1.0 / counts)[torch.tensor([label for _, label in dataset.samples])]
+            sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=train and sampler is None, sampler=sampler,
+            num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate_skipping,
+            persistent_workers=self.persistent_workers, drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count the samples the workers could not decode, per stage, before the batch moves."""
+        skipped = batch.pop("skipped", [])
+        if skipped:
+            stage = self.trainer.state.stage.value if self.trainer is not None and self.trainer.state.stage else "data"
+            self.skip_report.add(stage, skipped)
+        return batch
+
+    def teardown(self, stage: str) -> None:
+        if self.skip_report.counts:
+            log.warning(self.skip_report.summary())

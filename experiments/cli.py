@@ -1,0 +1,111 @@
+"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI).
+
+Only wiring lives here: what the model needs from the data is linked, never typed twice; every
+run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
+``checkpoints/``, the W&B run and ``predictions.csv``; W&B stays offline unless the user opts in.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+DEFAULTS = Path(__file__).resolve().parent / "defaults"
+RUNS = Path(os.environ.get("AFFECTLAB_RUNS", "runs"))
+
+
+def _run_name(config: Any) -> str:
+    """The ``--name`` given, else the last config file's folder and stem (``baseline-fi``)."""
+    if config.get("name"):
+        return str(config["name"])
+    files = [str(p) for p in (config.get("config") or []) if p]
+    for path in reversed(files):
+        p = Path(path)
+        if p.parent.name not in ("defaults", ""):
+            return f"{p.parent.name}-{p.stem}"
+    return "run"
+
+
+def _run_dir(config: Any) -> Path:
+    """A run folder shared by every process of one launch.
+
+    Resuming reuses the checkpoint's run folder. Processes started by Lightning's DDP launcher
+    inherit ``AFFECTLAB_RUN_DIR`` from rank 0; SLURM and torchrun launches share the job or
+    rendezvous id.
+    """
+    if os.environ.get("AFFECTLAB_RUN_DIR"):
+        return Path(os.environ["AFFECTLAB_RUN_DIR"])
+    ckpt = config.get("ckpt_path")
+    if ckpt and Path(str(ckpt)).parent.name == "checkpoints":
+        return Path(str(ckpt)).parent.parent
+    run_id = os.environ.get("SLURM_JOB_ID") or (
+        os.environ.get("TORCHELASTIC_RUN_ID") if os.environ.get("TORCHELASTIC_RUN_ID") not in (None, "none") else None
+    ) or time.strftime("%Y%m%d-%H%M%S")
+    return RUNS / _run_name(config) / run_id
+
+
+class AffectLabCLI(LightningCLI):
+    """LightningCLI with data → model links and one folder per run."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        # Forced callbacks: best/last checkpoints by a validation metric and the LR monitor.
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_argument("--name", type=str | None, default=None,
+                            help="run name (default: the experiment file's folder and stem)")
+        # What the model needs from the data is linked, never typed twice (DESIGN.md, "Wiring").
+        parser.link_arguments("data.taxonomy_spec", "model.init_args.taxonomy", apply_on="instantiate")
+        parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="instantiate")
+        parser.link_arguments("data.class_weights", "model.init_args.class_weights", apply_on="instantiate")
+        parser.link_arguments("data.attributes", "model.init_args.attributes", apply_on="instantiate")
+        parser.link_arguments("data.num_channels", "model.init_args.in_channels", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config["trainer"]
+        run_dir = _run_dir(config)
+        os.environ["AFFECTLAB_RUN_DIR"] = str(run_dir)  # inherited by DDP's re-launched ranks
+        if not trainer.get("default_root_dir"):
+            trainer["default_root_dir"] = str(run_dir)
+        run_dir = Path(trainer["default_root_dir"])
+        # bf16-mixed on a GPU that supports it, 32-bit elsewhere, unless the config says otherwise.
+        if trainer.get("precision") in (None, "auto"):
+            gpu = torch.cuda.is_available() and trainer.get("accelerator") in ("auto", "gpu", "cuda")
+            trainer["precision"] = "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+        loggers = trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if isinstance(logger, dict) or hasattr(logger, "init_args"):
+                args = logger["init_args"]
+                if "save_dir" in args and not args.get("save_dir"):
+                    args["save_dir"] = str(run_dir)
+                if "name" in args and not args.get("name"):
+                    args["name"] = f"{_run_name(config)}/{run_dir.name}"
+        if config.get("checkpoint") is not None and not config["checkpoint"].get("dirpath"):
+            config["checkpoint"]["dirpath"] = str(run_dir / "checkpoints")
+
+
+def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI:
+    """Entry point of ``affectlab`` and ``python -m experiments``."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    torch.set_float32_matmul_precision("high")
+    return AffectLabCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")]}
+                       for sub in ("fit", "validate", "test", "predict")},
+        args=args,
+        run=run,
+        auto_configure_optimizers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""What every emotion classifier shares: taxonomy, per-level metrics, optimiser, prediction rows.
+
+``EmotionTask`` is the LightningModule base of the flat baseline (``modules/classifier.py``) and
+of MDAN (``modules/mdan/``). A subclass implements ``compute(images) -> dict`` returning at least
+``"probs"`` (a list of ``B×n_l`` probabilities, coarse → fine) and ``loss(out, labels)``; this
+base turns that into metrics ``{stage}/acc_l{l}`` (level 1 is the coarsest; ``{stage}/acc`` is the
+finest level), the hierarchy-violation rate, per-class accuracy and a finest-level confusion
+matrix, and into prediction rows for ``predictions.csv``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from datamodules.hierarchy import Taxonomy
+
+TaxonomySpec = dict[str, Any] | str | None
+
+
+class LevelMetrics(nn.Module):
+    """Top-1 and per-class accuracy at every level, plus the finest level's confusion matrix."""
+
+    def __init__(self, taxonomy: Taxonomy, prefix: str = "") -> None:
+        super().__init__()
+        self.taxonomy = taxonomy
+        self.prefix = prefix
+        self.top1 = nn.ModuleList(MulticlassAccuracy(n, average="micro") for n in taxonomy.num_classes)
+        self.per_class = nn.ModuleList(MulticlassAccuracy(n, average=None) for n in taxonomy.num_classes)
+        self.confusion = MulticlassConfusionMatrix(taxonomy.num_classes[-1])
+
+    def update(self, probs: list[torch.Tensor], labels: list[torch.Tensor]) -> None:
+        for l, (p, y) in enumerate(zip(probs, labels, strict=True)):
+            self.top1[l].update(p, y)
+            self.per_class[l].update(p, y)
+        self.confusion.update(probs[-1], labels[-1])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for l in range(self.taxonomy.num_levels):
+            out[f"{self.prefix}acc_l{l + 1}"] = self.top1[l].compute()
+            for k, acc in enumerate(self.per_class[l].compute()):
+                out[f"{self.prefix}class_acc_l{l + 1}/{self.taxonomy.levels[l][k]}"] = acc
+        out[f"{self.prefix}acc"] = out[f"{self.prefix}acc_l{self.taxonomy.num_levels}"]
+        return out
+
+    def reset(self) -> None:
+        for metric in [*self.top1, *self.per_class, self.confusion]:
+            metric.reset()
+
+
+def probabilities_from_leaves(taxonomy: Taxonomy, leaf_probs: torch.Tensor) -> list[torch.Tensor]:
+    """Coarse probabilities by summing children (PAPERS.md §1, bottom-up): ``p_l = p_{l+1} P_{l+1→l}``."""
+    probs = [leaf_probs]
+    for l in range(taxonomy.num_levels - 1, 0, -1):
+        probs.insert(0, probs[0] @ taxonomy.parent_matrix(l).to(leaf_probs))
+    return probs
+
+
+class EmotionTask(L.LightningModule):
+    """Base LightningModule of the emotion classifiers.
+
+    Args:
+        taxonomy: the emotion hierarchy (linked from the DataModule by the CLI; a built-in name such
+            as ``"mikels"`` or its dict form when the module is built by hand).
+        lr: learning rate of the new heads; the pretrained backbone gets ``lr * backbone_lr_mult``.
+        backbone_lr_mult: the backbone's learning-rate factor (0.1 in the VEA lineage).
+        optimizer: ``"sgd"`` (momentum 0.9, the VEA lineage) or ``"adamw"``.
+        weight_decay: L2 penalty.
+        step_size: epochs between learning-rate decays (×``gamma``); 0 disables the schedule.
+        gamma: decay factor.
+    """
+
+    def __init__(
+        self,
+        taxonomy: TaxonomySpec = "mikels",
+        lr: float = 1e-3,
+        backbone_lr_mult: float = 0.1,
+        optimizer: str = "sgd",
+        weight_decay: float = 1e-4,
+        step_size: int = 7,
+        gamma: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.taxonomy = Taxonomy.from_spec(taxonomy or "mikels")
+        # The linked taxonomy is stored as plain data so load_from_checkpoint needs no argument.
+        self.save_hyperparameters(ignore=["taxonomy"])
+        self.hparams["taxonomy"] = self.taxonomy.to_dict()
+        self.metrics = nn.ModuleDict({stage: LevelMetrics(self.taxonomy, f"{stage}/") for stage in ("val", "test")})
+        self.violations: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
+
+    # -- to implement ---------------------------------------------------------------------------------
+    def compute(self, images: torch.Tensor) -> dict[str, Any]:
+        """Network outputs; must hold ``"probs"``: a list of ``B×n_l`` tensors, coarse → fine."""
+        raise NotImplementedError
+
+    def loss(self, out: dict[str, Any], labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named loss terms; ``"loss"`` is the total that is optimised."""
+        raise NotImplementedError
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the new (non-pretrained) layers; the rest is treated as backbone."""
+        raise NotImplementedError
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Probabilities per level, coarse → fine (each ``B×n_l``)."""
+        return self.compute(images)["probs"]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if batch["image"].numel() == 0:
+            return None
+        labels = self.taxonomy.labels_at_levels(batch["label"])
+        out = self.compute(batch["image"])
+        losses = self.loss(out, labels)
+        batch_size = len(batch["label"])
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
+        return losses["loss"]
+
+    def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any] | None:
+        if batch["image"].numel() == 0:
+            return None
+        labels = self.taxonomy.labels_at_levels(batch["label"])
+        out = self.compute(batch["image"])
+        losses = self.loss(out, labels)
+        self.log(f"{stage}/loss", losses["loss"], batch_size=len(batch["label"]), sync_dist=True)
+        self.metrics[stage].update(out["probs"], labels)
+        self.violations[stage].append(self.taxonomy.violations([p.argmax(1) for p in out["probs"]]))
+        return out
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any] | None:
+        return self._eval_step("val", batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any] | None:
+        return self._eval_step("test", batch)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metrics = self.metrics[stage]
+        values = metrics.compute()
+        self.log(f"{stage}/acc", values.pop(f"{stage}/acc"), prog_bar=True)
+        self.log_dict(values)
+        if self.violations[stage]:
+            violated = torch.cat(self.violations[stage]).float()
+            total = self.all_gather(torch.stack([violated.sum(), violated.new_tensor(len(violated))]))
+            total = total.reshape(-1, 2).sum(0)
+            self.log(f"{stage}/violation_rate", total[0] / total[1].clamp(min=1))
+        self.last_confusion = metrics.confusion.compute().cpu()
+        metrics.reset()
+        self.violations[stage] = []
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """One row per image: the path, the predicted class and probabilities at every level."""
+        if batch["image"].numel() == 0:
+            return []
+        probs = self.compute(batch["image"])["probs"]
+        rows = []
+        for i, path in enumerate(batch["path"]):
+            row: dict[str, Any] = {"path": path}
+            for l, p in enumerate(probs):
+                names = self.taxonomy.levels[l]
+                level = self.taxonomy.level_names[l]
+                row[f"pred_{level}"] = names[int(p[i].argmax())]
+                row.update({f"p_{level}_{name}": float(p[i, k]) for k, name in enumerate(names)})
+            rows.append(row)
+        return rows
+
+    # -- optimisation (PAPERS.md §1: SGD 0.9, backbone lr/10, step decay) -----------------------------------
+    def configure_optimizers(self) -> Any:
+        head = self.head_parameters()
+        head_ids = {id(p) for p in head}
+        backbone = [p for p in self.parameters() if id(p) not in head_ids and p.requires_grad]
+        groups = [{"params": [p for p in head if p.requires_grad], "lr": self.hparams.lr, "name": "heads"}]
+        if backbone:
+            groups.append({"params": backbone, "lr": self.hparams.lr * self.hparams.backbone_lr_mult,
+                           "name": "backbone"})
+        if self.hparams.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=self.hparams.lr, momentum=0.9, weight_decay=self.hparams.weight_decay)
+        elif self.hparams.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        else:
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.hparams.optimizer!r}")
+        if not self.hparams.step_size:
+            return opt
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=self.hparams.step_size, gamma=self.hparams.gamma)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,54 @@
+"""Shared fixtures: sample data in real layouts, an isolated runs folder, and CLI launchers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(tmp_path, monkeypatch):
+    """Every test writes its runs under its own tmp folder, offline, with no W&B network."""
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("AFFECTLAB_RUN_DIR", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    import experiments.cli as cli
+
+    monkeypatch.setattr(cli, "RUNS", tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def fi_sample(tmp_path_factory) -> Path:
+    """A small FI-layout sample set (8 classes × 12 images, 48 px), shared by the session."""
+    from datamodules.synthetic import make_fi_sample
+
+    return make_fi_sample(tmp_path_factory.mktemp("fi_sample"), per_class=12, size=48)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that imports this checkout (not another install)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("WANDB_MODE", "offline")
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, launcher: list[str] | None = None,
+            **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m experiments ARGS`` (or ``launcher + ARGS``) in a subprocess; fail with its output."""
+    command = (launcher or [sys.executable, "-m", "experiments"]) + args
+    result = subprocess.run(command, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                             f"{result.stderr[-8000:]}")
+    return result

@@ -5,6 +5,9 @@ stratified, seeded 80/5/15 split is built. WSCNet's re-release is already split 
 ``{train,val,test}/<class>/`` with abbreviated folder names (amuse, content, excit, sad).
 """
 
+from pathlib import Path
+from typing import Any
+
 from datamodules.vea.base import VEADataModule
 from datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders
 
@@ -23,3 +26,9 @@ class FI(VEADataModule):
                      description="WSCNet's split folders: {train,val,test}/<class>/<file>.jpg (amuse, anger, awe, ...)"),
         SplitFiles(aliases=WSCNET_ALIASES),
     )
+
+    @classmethod
+    def write_sample(cls, root: str | Path) -> dict[str, Any]:
+        from datamodules.synthetic import make_fi_sample
+
+        return {"root": str(make_fi_sample(root, per_class=6, size=48))}

@@ -21,11 +21,17 @@ from datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
 
 
 def class_image(label: int, rng: np.random.Generator, size: int = 64, n_classes: int = len(MIKELS),
-                positive: bool | None = None) -> Image.Image:
-    """One RGB image of class ``label``: a hue band and stripe angle that identify the class."""
-    hue = (label / n_classes + rng.normal(0, 0.015)) % 1.0
-    if positive is not None:  # warm vs cool halves keep sentiment separable too
-        hue = (0.0 if positive else 0.5) + (hue * 0.5) % 0.5
+                positive: bool | None = None, rank: int | None = None) -> Image.Image:
+    """One RGB image of class ``label``: a hue band and stripe angle that identify the class.
+
+    With ``positive`` given, positive classes take warm hues and negative ones cool hues (``rank``
+    is the class's position within its sentiment), so the coarse level is visible too.
+    """
+    if positive is None:
+        hue = label / n_classes
+    else:
+        hue = (0.02 if positive else 0.5) + 0.11 * (label if rank is None else rank)
+    hue = float(np.clip(hue + rng.normal(0, 0.012), 0.0, 0.999))
     angle = np.pi * label / n_classes + rng.normal(0, 0.08)
     yy, xx = np.mgrid[0:size, 0:size] / size
     stripes = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 6.3))
@@ -63,8 +69,10 @@ def make_fi_sample(root: str | Path, per_class: int = 40, size: int = 64, seed: 
     for label, name in enumerate(MIKELS):
         folder = root / "emotion_dataset" / name
         folder.mkdir(parents=True, exist_ok=True)
+        positive = name in MIKELS_POSITIVE
+        rank = [c for c in MIKELS if (c in MIKELS_POSITIVE) == positive].index(name)
         for i in range(per_class):
-            class_image(label, rng, size, positive=name in MIKELS_POSITIVE).save(
+            class_image(label, rng, size, positive=positive, rank=rank).save(
                 folder / f"{name}_{i:04d}.jpg", quality=92)
     if bad_files:
         write_bad_files(root / "emotion_dataset" / MIKELS[0], rng)

@@ -16,6 +16,9 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from callbacks.media import EmotionMedia
+from callbacks.predictions import PredictionsCSV
+
 DEFAULTS = Path(__file__).resolve().parent / "defaults"
 RUNS = Path(os.environ.get("AFFECTLAB_RUNS", "runs"))
 
@@ -54,9 +57,12 @@ class AffectLabCLI(LightningCLI):
     """LightningCLI with data → model links and one folder per run."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        # Forced callbacks: best/last checkpoints by a validation metric and the LR monitor.
+        # Forced callbacks (configured by top-level keys): best/last checkpoints by a validation metric,
+        # the LR monitor, predictions.csv for `predict`, confusion matrices and prediction grids.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(PredictionsCSV, "predictions")
+        parser.add_lightning_class_args(EmotionMedia, "media")
         parser.add_argument("--name", type=str | None, default=None,
                             help="run name (default: the experiment file's folder and stem)")
         # What the model needs from the data is linked, never typed twice (DESIGN.md, "Wiring").

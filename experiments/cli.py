@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from callbacks.media import EmotionMedia
 from callbacks.predictions import PredictionsCSV
+from callbacks.rng import ResumableRNG
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"
 RUNS = Path(os.environ.get("AFFECTLAB_RUNS", "runs"))
@@ -58,11 +59,13 @@ class AffectLabCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         # Forced callbacks (configured by top-level keys): best/last checkpoints by a validation metric,
-        # the LR monitor, predictions.csv for `predict`, confusion matrices and prediction grids.
+        # the LR monitor, predictions.csv for `predict`, confusion matrices and prediction grids, and
+        # the RNG states in checkpoints (exact resume).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
         parser.add_lightning_class_args(EmotionMedia, "media")
+        parser.add_lightning_class_args(ResumableRNG, "rng")
         parser.add_argument("--name", type=str | None, default=None,
                             help="run name (default: the experiment file's folder and stem)")
         # What the model needs from the data is linked, never typed twice (DESIGN.md, "Wiring").

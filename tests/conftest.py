@@ -36,7 +36,7 @@ def fi_sample(tmp_path_factory) -> Path:
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that imports this checkout (not another install)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("WANDB_MODE", "offline")
     env.update(extra)
     return env

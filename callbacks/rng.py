@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 
 
@@ -20,10 +21,18 @@ class ResumableRNG(L.Callback):
         self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng_states": _collect_rng_states(include_cuda=False)}
+        states = _collect_rng_states(include_cuda=False)
+        # Plain Python types only, so checkpoints load with torch.load(weights_only=True).
+        kind, keys, pos, has_gauss, cached = states["numpy"]
+        states["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+        return {"rng_states": states}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict.get("rng_states")
+        states = state_dict.get("rng_states")
+        if states is not None:
+            kind, keys, pos, has_gauss, cached = states["numpy"]
+            states = {**states, "numpy": (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)}
+        self._pending = states
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the sanity check, which draws worker seeds from the global generator.

@@ -1,3 +1,3 @@
-from experiments.cli import main
+from experiments.cli import console
 
-main()
+console()

@@ -7,15 +7,19 @@ run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``conf
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
+import warnings
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from callbacks.lr_monitor import LRMonitor
 from callbacks.media import EmotionMedia
 from callbacks.predictions import PredictionsCSV
 from callbacks.rng import ResumableRNG
@@ -54,6 +58,23 @@ def _run_dir(config: Any) -> Path:
     return RUNS / _run_name(config) / run_id
 
 
+def _drop_unaccepted_checkpoint_kwargs(model: Any) -> None:
+    """Forget values a checkpoint recorded for links the model class does not take.
+
+    With ``--ckpt_path``, LightningCLI re-reads the module's hyperparameters from the checkpoint,
+    which include every linked value (``image_size``, ...) even when the class has no such argument.
+    """
+    if model is None or not model.get("dict_kwargs") or not model.get("class_path"):
+        return
+    module, name = model["class_path"].rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key in [k for k in model["dict_kwargs"] if k not in params]:
+        del model["dict_kwargs"][key]
+
+
 class AffectLabCLI(LightningCLI):
     """LightningCLI with data → model links and one folder per run."""
 
@@ -62,7 +83,7 @@ class AffectLabCLI(LightningCLI):
         # the LR monitor, predictions.csv for `predict`, confusion matrices and prediction grids, and
         # the RNG states in checkpoints (exact resume).
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(LRMonitor, "lr_monitor")
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
         parser.add_lightning_class_args(EmotionMedia, "media")
         parser.add_lightning_class_args(ResumableRNG, "rng")
@@ -77,6 +98,7 @@ class AffectLabCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        _drop_unaccepted_checkpoint_kwargs(config.get("model"))
         trainer = config["trainer"]
         run_dir = _run_dir(config)
         os.environ["AFFECTLAB_RUN_DIR"] = str(run_dir)  # inherited by DDP's re-launched ranks
@@ -100,8 +122,10 @@ class AffectLabCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI:
-    """Entry point of ``affectlab`` and ``python -m experiments``."""
+    """Run the CLI on ``args`` (default: the command line); returns it for inspection."""
     os.environ.setdefault("WANDB_MODE", "offline")
+    # Epoch metrics come from torchmetrics, which already reduce across ranks.
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
     os.environ.setdefault("WANDB_SILENT", "true")
     torch.set_float32_matmul_precision("high")
     return AffectLabCLI(
@@ -116,5 +140,10 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI:
     )
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """Entry point of the ``affectlab`` console script and ``python -m experiments``."""
     main()
+
+
+if __name__ == "__main__":
+    console()

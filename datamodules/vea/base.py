@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler, default_collate
 from torchvision.transforms import v2
 
 from datamodules.hierarchy import Taxonomy
@@ -55,12 +55,49 @@ class ImageListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key if isinstance(key, tuple) else (key, None)
         rel, label = self.samples[index]
         image = load_rgb(self.root / rel)
         if image is None:
             return {"skipped": rel}
-        return {"image": self.transform(image), "label": label, "index": index, "path": rel}
+        if epoch is None:
+            tensor = self.transform(image)
+        else:  # augmentation drawn from (epoch, index) alone: identical after a resume, on any worker
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(epoch * 1_000_003 + index)
+                tensor = self.transform(image)
+        return {"image": tensor, "label": label, "index": index, "path": rel}
+
+
+class EpochSampler(Sampler):
+    """Shuffle (or class-balanced draw) seeded by ``(seed, epoch)``, yielding ``(index, epoch)``.
+
+    Lightning calls ``set_epoch`` before each epoch. Because the order and the augmentation seeds
+    depend on nothing but the seed and the epoch, a run resumed from a checkpoint sees exactly the
+    batches the uninterrupted run would have seen.
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0, weights: torch.Tensor | None = None) -> None:
+        self.num_samples = num_samples
+        self.seed = seed
+        self.weights = weights
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch)
+        if self.weights is None:
+            order = torch.randperm(self.num_samples, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
+        epoch = self.epoch
+        return iter([(int(i), epoch) for i in order])
 
 
 def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -187,9 +224,14 @@ class VEADataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.dataset(split, train)
         sampler = None
+        weights = None
         if train and self.balanced_sampling:
             counts = self.class_counts(split).clamp(min=1).float()
-            weights = (1.0 / counts)[torch.tensor([label for _, label in dataset.samples])]
+            weights = (1.0 / counts)[torch.tensor([label for _, label in dataset.samples], dtype=torch.long)]
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        if train and not distributed:
+            sampler = EpochSampler(len(dataset), self.seed, weights)
+        elif train and weights is not None:  # Lightning shards this sampler across ranks
             sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=train and sampler is None, sampler=sampler,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import warnings
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 

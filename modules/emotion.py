@@ -15,7 +15,6 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from datamodules.hierarchy import Taxonomy

@@ -1,4 +1,4 @@
-"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI).
+"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI), and ``affectlab sweep``.
 
 Only wiring lives here: what the model needs from the data is linked, never typed twice; every
 run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
@@ -8,6 +8,7 @@ run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``conf
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,16 @@ class AffectLabCLI(LightningCLI):
             config["checkpoint"]["dirpath"] = str(run_dir / "checkpoints")
 
 
-def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI:
-    """Entry point of ``affectlab`` and ``python -m experiments``."""
+def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:
+    """Entry point of ``affectlab`` and ``python -m experiments``; ``sweep`` goes to the local sweep agent."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] == "sweep":
+        from experiments.sweep import main as sweep_main
+
+        code = sweep_main(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return None
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     torch.set_float32_matmul_precision("high")

@@ -42,6 +42,7 @@ def test_three_trial_sweep_on_the_sample_set_prints_a_leaderboard(fi_sample, mon
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
     monkeypatch.setenv("WANDB_MODE", "disabled")  # the W&B service is not what is tested here
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # trials share 2 cores; more threads only spin
     main(["sweep", str(REPO / "experiments/sweeps/baseline_demo.yaml"), "--count", "3", "--poll", "0.2",
           "--data.init_args.root", str(fi_sample), "--data.init_args.num_workers", "0",
           "--data.init_args.batch_size", "8", "--data.init_args.image_size", "32",

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, subprocess_env
 
 from experiments import sweep
 from experiments.cli import main
-from conftest import REPO, subprocess_env
 
 STUB = Path(__file__).with_name("sweep_stub_trial.py")
 

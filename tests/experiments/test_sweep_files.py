@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sweeps
 import yaml
-
 from conftest import REPO
+
 from experiments import sweep
 from experiments.cli import main
 

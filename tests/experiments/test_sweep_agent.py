@@ -169,3 +169,21 @@ def test_trial_command_renders_parameters_as_wandb_agent_does():
                                            "model.init_args.lr": 0.001})
     assert command[1:] == [sys.executable, "-m", "experiments", "fit", "--model.init_args.mcca=False",
                            "--model.init_args.level_weights=[0.5, 1.0]", "--model.init_args.lr=0.001"]
+
+
+def test_sigterm_ends_the_running_trial_and_leaves_it_to_be_rerun(tmp_path, monkeypatch):
+    starts = tmp_path / "starts.txt"
+    monkeypatch.setenv("STUB_STARTS", str(starts))
+    file = write_sweep(tmp_path, {"score": {"value": 0.5}, "sleep": {"value": 5.0}})
+    agent = subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(file), "--poll", "0.05"],
+                             env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (starts.exists() and starts.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    agent.send_signal(signal.SIGTERM)  # what SLURM sends at the time limit
+    _, err = agent.communicate(timeout=60)
+
+    assert agent.returncode == 130, err
+    assert "run the same command to resume" in err
+    trial = read_state("stub")["trials"][0]
+    assert trial["state"] == "interrupted" and not (sweep.sweeps_root() / "stub" / "agent.pid").exists()

@@ -68,8 +68,17 @@ class MetricsFile(Callback):
         if trainer.is_global_zero:
             write_json(self._folder(trainer) / self.filename, {"history": self.history, **extra})
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.history = []
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # setup runs before a checkpoint is restored: a resumed fit (SLURM requeue, --ckpt_path)
+        # gets its earlier epochs back from load_state_dict.
+        if stage == "fit":
+            self.history = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # on_validation_end runs after the epoch's metrics reach callback_metrics (ModelCheckpoint

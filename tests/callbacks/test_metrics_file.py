@@ -6,6 +6,7 @@ import json
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
 from callbacks.metrics_file import MetricsFile
@@ -21,11 +22,12 @@ class LoggingModel(BoringModel):
         return loss
 
 
-def fit(tmp_path, max_epochs: int) -> dict:
+def fit(tmp_path, max_epochs: int, ckpt_path: str | None = None) -> dict:
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True)
     trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=max_epochs, limit_train_batches=2,
-                         limit_val_batches=2, callbacks=[MetricsFile()], logger=False, enable_checkpointing=False,
+                         limit_val_batches=2, callbacks=[MetricsFile(), checkpoint], logger=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    trainer.fit(LoggingModel())
+    trainer.fit(LoggingModel(), ckpt_path=ckpt_path)
     return json.loads((tmp_path / "metrics.json").read_text())
 
 
@@ -40,3 +42,9 @@ def test_a_stop_file_ends_the_fit_after_the_current_epoch(tmp_path):
     (tmp_path / "STOP").touch()
     metrics = fit(tmp_path, max_epochs=5)
     assert len(metrics["history"]) == 1
+
+
+def test_a_resumed_fit_keeps_the_history_of_the_epochs_before(tmp_path):
+    fit(tmp_path, max_epochs=2)
+    metrics = fit(tmp_path, max_epochs=3, ckpt_path=str(tmp_path / "checkpoints" / "last.ckpt"))
+    assert [entry["epoch"] for entry in metrics["history"]] == [0, 1, 2]

@@ -84,7 +84,10 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep file {path} does not exist")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SweepError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(config, dict):
         raise SweepError(f"{path} is not a W&B sweep file (expected a mapping with method/metric/parameters)")
     violations = sweeps.schema_violations_from_proposed_config(config)

@@ -187,3 +187,12 @@ def test_sigterm_ends_the_running_trial_and_leaves_it_to_be_rerun(tmp_path, monk
     assert "run the same command to resume" in err
     trial = read_state("stub")["trials"][0]
     assert trial["state"] == "interrupted" and not (sweep.sweeps_root() / "stub" / "agent.pid").exists()
+
+
+def test_an_invalid_sweep_file_is_refused_with_the_engine_s_reason(tmp_path):
+    file = write_sweep(tmp_path, {"score": {"values": [0.1]}}, metric={"name": "val/acc", "goal": "maximise"})
+    with pytest.raises(sweep.SweepError, match="maximise"):
+        sweep.load_sweep(file)
+    without_args = write_sweep(tmp_path, {"score": {"values": [0.1]}}, name="no_args", command=["python", "x.py"])
+    with pytest.raises(sweep.SweepError, match="never passes the parameters"):
+        sweep.load_sweep(without_args)

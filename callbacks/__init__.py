@@ -1,1 +1,1 @@
-"""Lightning callbacks: gradual global pruning, media logging (CAMs, grids, confusion matrices), predictions."""
+"""Lightning callbacks: gradual global pruning, media logging (CAMs, grids, confusion matrices), predictions, metrics.json for sweeps."""

@@ -1,4 +1,4 @@
-"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI).
+"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI), and ``affectlab sweep``.
 
 Only wiring lives here: what the model needs from the data is linked, never typed twice; every
 run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -121,8 +122,19 @@ class AffectLabCLI(LightningCLI):
             config["checkpoint"]["dirpath"] = str(run_dir / "checkpoints")
 
 
-def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI:
-    """Run the CLI on ``args`` (default: the command line); returns it for inspection."""
+def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:
+    """Run the CLI on ``args`` (default: the command line); returns it for inspection.
+
+    ``affectlab sweep FILE ...`` goes to the local sweep agent (``experiments/sweep.py``).
+    """
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] == "sweep":
+        from experiments.sweep import main as sweep_main
+
+        code = sweep_main(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return None
     os.environ.setdefault("WANDB_MODE", "offline")
     # Epoch metrics come from torchmetrics, which already reduce across ranks.
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")

@@ -1,0 +1,103 @@
+"""The sample index of a release, built once per root and cached next to the run outputs.
+
+WEBEmo lists 268K images and FI is a 23K-file tree: listing, parsing and checking them at every
+start would dominate start-up. The index (samples per split, files listed but missing) is stored
+as JSON under ``$AFFECTLAB_RUNS/.index_cache/`` (``runs/.index_cache/`` by default), keyed by the
+benchmark, the resolved root, the layout and the protocol (seed, fold, agree). It is valid while
+the layout's watched paths (list files, class folders) keep their size and modification time;
+adding, removing or renaming a file in a watched folder changes the folder's mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from datamodules.vea.layouts import Sample, Splits
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+
+def cache_dir() -> Path:
+    """``$AFFECTLAB_RUNS/.index_cache`` (read at call time so tests and runs can redirect it)."""
+    return Path(os.environ.get("AFFECTLAB_RUNS", "runs")) / ".index_cache"
+
+
+def cache_key(benchmark: str, root: Path, layout: Any, protocol: dict[str, Any]) -> str:
+    """A file-name-safe key of what determines the index."""
+    spec = json.dumps([VERSION, benchmark, str(Path(root).resolve()), repr(layout), protocol], sort_keys=True, default=str)
+    return f"{benchmark.lower()}-{hashlib.sha1(spec.encode()).hexdigest()[:16]}"
+
+
+def stamp(paths: list[Path]) -> list[list[Any]]:
+    """Size and modification time (ns) of every watched path; a vanished path stamps as ``None``."""
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append([str(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            out.append([str(path), None, None])
+    return out
+
+
+def load(key: str, watched: list[Path]) -> tuple[Splits, dict[str, list[str]]] | None:
+    """The cached ``(splits, missing)`` for ``key`` if the watched paths are unchanged, else ``None``."""
+    path = cache_dir() / f"{key}.json"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if data.get("version") != VERSION or data.get("stamp") != stamp(watched):
+        log.info("index cache %s is stale; rebuilding", path)
+        return None
+    # Columnar storage keeps the JSON small and fast to parse: paths and labels as two lists.
+    splits: Splits = {split: list(zip(cols["paths"], cols["labels"], strict=True)) for split, cols in data["splits"].items()}
+    return splits, data["missing"]
+
+
+def save(key: str, watched: list[Path], splits: Splits, missing: dict[str, list[str]]) -> Path | None:
+    """Write the index atomically (temp file + rename); a read-only runs folder only costs the cache."""
+    folder = cache_dir()
+    path = folder / f"{key}.json"
+    data = {
+        "version": VERSION,
+        "stamp": stamp(watched),
+        "splits": {split: {"paths": [p for p, _ in samples], "labels": [int(label) for _, label in samples]}
+                   for split, samples in splits.items()},
+        "missing": missing,
+    }
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+        return path
+    except OSError as err:
+        log.warning("could not write the index cache %s: %s", path, err)
+        return None
+
+
+def existing(root: Path, samples: list[Sample]) -> set[str]:
+    """Which relative paths exist, listing each parent folder once (faster than a stat per file)."""
+    by_dir: dict[str, list[str]] = {}
+    for rel, _ in samples:
+        head, _, name = rel.rpartition("/")
+        by_dir.setdefault(head, []).append(name)
+    found: set[str] = set()
+    for head, names in by_dir.items():
+        try:
+            present = set(os.listdir(root / head if head else root))
+        except OSError:
+            continue
+        prefix = f"{head}/" if head else ""
+        found.update(prefix + n for n in names if n in present)
+    return found

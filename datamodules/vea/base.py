@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -149,7 +149,7 @@ class VEADataModule(L.LightningDataModule):
         self.cache_index = cache_index
         self.splits: Splits | None = None
         #: per split, the files a list names but the disk lacks (dropped from the splits, counted)
-        self.missing: dict[str, list[str]] = {}
+        self.missing: dict[str, list[Sample]] = {}
         self.skip_report = SkipReport()
 
     # -- what the model needs to know (linked by the CLI) --------------------------------------------
@@ -231,12 +231,12 @@ class VEADataModule(L.LightningDataModule):
         if layout.lists_files:
             present = index_cache.existing(self.root, [s for samples in splits.values() for s in samples])
             for split, samples in splits.items():
-                lost = [rel for rel, _ in samples if rel not in present]
+                lost = [s for s in samples if s[0] not in present]
                 if lost:
                     self.missing[split] = lost
                     splits[split] = [s for s in samples if s[0] in present]
                     log.warning("%s: %d files listed in %s are missing (e.g. %s)", type(self).__name__, len(lost),
-                                split, ", ".join(lost[:3]))
+                                split, ", ".join(rel for rel, _ in lost[:3]))
         if self.cache_index:
             index_cache.save(key, watched, splits, self.missing)
         return splits

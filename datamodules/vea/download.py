@@ -86,7 +86,7 @@ def fetch_one(url: str, dest: Path, timeout: float) -> str | None:
         return None
     except urllib.error.HTTPError as err:
         return f"dead: HTTP {err.code}" if 400 <= err.code < 500 else f"HTTP {err.code}"
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return "timeout"
     except urllib.error.URLError as err:
         return "timeout" if isinstance(err.reason, (TimeoutError, socket.timeout)) else f"error: {err.reason}"

@@ -1,7 +1,7 @@
 """The sample index of a release, built once per root and cached next to the run outputs.
 
 WEBEmo lists 268K images and FI is a 23K-file tree: listing, parsing and checking them at every
-start would dominate start-up. The index (samples per split, files listed but missing) is stored
+start would dominate start-up. The index (samples per split, and the listed samples whose file is missing) is stored
 as JSON under ``$AFFECTLAB_RUNS/.index_cache/`` (``runs/.index_cache/`` by default), keyed by the
 benchmark, the resolved root, the layout and the protocol (seed, fold, agree). It is valid while
 the layout's watched paths (list files, class folders) keep their size and modification time;
@@ -47,7 +47,7 @@ def stamp(paths: list[Path]) -> list[list[Any]]:
     return out
 
 
-def load(key: str, watched: list[Path]) -> tuple[Splits, dict[str, list[str]]] | None:
+def load(key: str, watched: list[Path]) -> tuple[Splits, Splits] | None:
     """The cached ``(splits, missing)`` for ``key`` if the watched paths are unchanged, else ``None``."""
     path = cache_dir() / f"{key}.json"
     try:
@@ -59,21 +59,21 @@ def load(key: str, watched: list[Path]) -> tuple[Splits, dict[str, list[str]]] |
         log.info("index cache %s is stale; rebuilding", path)
         return None
     # Columnar storage keeps the JSON small and fast to parse: paths and labels as two lists.
-    splits: Splits = {split: list(zip(cols["paths"], cols["labels"], strict=True)) for split, cols in data["splits"].items()}
-    return splits, data["missing"]
+    def unpack(columns: dict[str, dict[str, list]]) -> Splits:
+        return {split: list(zip(c["paths"], c["labels"], strict=True)) for split, c in columns.items()}
+
+    return unpack(data["splits"]), unpack(data["missing"])
 
 
-def save(key: str, watched: list[Path], splits: Splits, missing: dict[str, list[str]]) -> Path | None:
+def save(key: str, watched: list[Path], splits: Splits, missing: Splits) -> Path | None:
     """Write the index atomically (temp file + rename); a read-only runs folder only costs the cache."""
     folder = cache_dir()
     path = folder / f"{key}.json"
-    data = {
-        "version": VERSION,
-        "stamp": stamp(watched),
-        "splits": {split: {"paths": [p for p, _ in samples], "labels": [int(label) for _, label in samples]}
-                   for split, samples in splits.items()},
-        "missing": missing,
-    }
+    def pack(parts: Splits) -> dict[str, dict[str, list]]:
+        return {split: {"paths": [p for p, _ in samples], "labels": [int(label) for _, label in samples]}
+                for split, samples in parts.items()}
+
+    data = {"version": VERSION, "stamp": stamp(watched), "splits": pack(splits), "missing": pack(missing)}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

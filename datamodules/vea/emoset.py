@@ -50,4 +50,4 @@ class EmoSet(VEADataModule):
         for split, entries in splits.items():
             (root / f"{split}.json").write_text(json.dumps(entries))
         (root / "info.json").write_text(json.dumps({"emotion": {"label2idx": {n: i for i, n in enumerate(MIKELS)}}}))
-        return {"root": str(root)}
+        return {"root": str(root), "image_size": 64}

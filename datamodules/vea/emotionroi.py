@@ -89,4 +89,4 @@ class EmotionROI(VEADataModule):
         (root / SPLIT_DIR).mkdir(exist_ok=True)
         (root / SPLIT_DIR / "training.txt").write_text("\n".join(train) + "\n")
         (root / SPLIT_DIR / "testing.txt").write_text("\n".join(test) + "\n")
-        return {"root": str(root)}
+        return {"root": str(root), "image_size": 64}

@@ -30,4 +30,4 @@ class Instagram(VEADataModule):
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
         from datamodules.synthetic import make_sentiment_sample
 
-        return {"root": str(make_sentiment_sample(root, counts={"positive": 20, "negative": 20}))}
+        return {"root": str(make_sentiment_sample(root, counts={"positive": 20, "negative": 20})), "image_size": 64}

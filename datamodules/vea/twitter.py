@@ -67,7 +67,7 @@ class TwitterI(VEADataModule):
             class_image(int(pos > neg), rng, 48, n_classes=2, positive=pos > neg).save(root / "Agg_AMT_Candidates" / name)
             rows.append(f"{name},5,{pos},{neg}")
         (root / "amt_result.csv").write_text("\n".join(rows) + "\n")
-        return {"root": str(root), "agree": 3}
+        return {"root": str(root), "agree": 3, "image_size": 64}
 
 
 class TwitterII(VEADataModule):
@@ -100,4 +100,4 @@ class TwitterII(VEADataModule):
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
         from datamodules.synthetic import make_sentiment_sample
 
-        return {"root": str(make_sentiment_sample(root, counts={"positive": 16, "negative": 8}))}
+        return {"root": str(make_sentiment_sample(root, counts={"positive": 16, "negative": 8})), "image_size": 64}

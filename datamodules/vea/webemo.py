@@ -82,4 +82,4 @@ class WEBEmo(VEADataModule):
                     class_image(label, rng, 48, n_classes=n).save(root / "images" / url_file_name(url))
                     lines.append(f"{url} {label}")
             (root / split).write_text("\n".join(lines) + "\n")
-        return {"root": str(root), "download": False}
+        return {"root": str(root), "download": False, "image_size": 64}

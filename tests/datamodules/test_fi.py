@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from datamodules.hierarchy import MIKELS
-from datamodules.synthetic import class_image, make_fi_sample, write_bad_files
+from datamodules.synthetic import class_image, make_fi_sample
 from datamodules.vea import FI, LayoutError
 from datamodules.vea.fi import WSCNET_ALIASES
 

@@ -7,7 +7,18 @@ from pathlib import Path
 import pytest
 
 from datamodules.hierarchy import get_taxonomy
-from datamodules.vea import BENCHMARKS, FI, EmoSet, EmotionROI, Flickr, Instagram, LayoutError, TwitterI, TwitterII, WEBEmo
+from datamodules.vea import (
+    BENCHMARKS,
+    FI,
+    EmoSet,
+    EmotionROI,
+    Flickr,
+    Instagram,
+    LayoutError,
+    TwitterI,
+    TwitterII,
+    WEBEmo,
+)
 
 # Per benchmark: the sizes of train/val/test its sample must give under the customary protocol.
 EXPECTED = {

@@ -231,10 +231,11 @@ class VEADataModule(L.LightningDataModule):
         if layout.lists_files:
             present = index_cache.existing(self.root, [s for samples in splits.values() for s in samples])
             for split, samples in splits.items():
-                lost = [s for s in samples if s[0] not in present]
-                if lost:
+                kept = [s for s in samples if s[0] in present]
+                if len(kept) < len(samples):
+                    lost = [s for s in samples if s[0] not in present]
                     self.missing[split] = lost
-                    splits[split] = [s for s in samples if s[0] in present]
+                    splits[split] = kept
                     log.warning("%s: %d files listed in %s are missing (e.g. %s)", type(self).__name__, len(lost),
                                 split, ", ".join(rel for rel, _ in lost[:3]))
         if self.cache_index:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-from hashlib import sha1
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha1
 from itertools import groupby, repeat
 from operator import itemgetter
 from pathlib import Path

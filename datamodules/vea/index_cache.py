@@ -1,9 +1,9 @@
 """The sample index of a release, built once per root and cached next to the run outputs.
 
 WEBEmo lists 268K images and FI is a 23K-file tree: listing, parsing and checking them at every
-start would dominate start-up. The index (samples per split, and the listed samples whose file is missing) is stored
-as JSON under ``$AFFECTLAB_RUNS/.index_cache/`` (``runs/.index_cache/`` by default), keyed by the
-benchmark, the resolved root, the layout and the protocol (seed, fold, agree). It is valid while
+start would dominate start-up. The index (samples per split, and the listed samples whose file is missing) is stored as
+``<benchmark>-<key>.index`` (a JSON header line, then plain path and label lines) under
+``$AFFECTLAB_RUNS/.index_cache/`` (``runs/.index_cache/`` by default), keyed by the benchmark, the resolved root, the layout and the protocol (seed, fold, agree). It is valid while
 the layout's watched paths (list files, class folders) keep their size and modification time;
 adding, removing or renaming a file in a watched folder changes the folder's mtime.
 """
@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+from itertools import groupby, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from datamodules.vea.layouts import Sample, Splits
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
+SUFFIX = ".index"
+END = "#end"
 
 
 def cache_dir() -> Path:
@@ -50,48 +53,62 @@ def stamp(paths: list[Path]) -> list[list[Any]]:
 
 def load(key: str, watched: list[Path]) -> tuple[Splits, Splits] | None:
     """The cached ``(splits, missing)`` for ``key`` if the watched paths are unchanged, else ``None``."""
-    path = cache_dir() / f"{key}.json"
+    path = cache_dir() / f"{key}{SUFFIX}"
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+            header = json.loads(handle.readline())
+            if header.get("version") != VERSION or header.get("stamp") != stamp(watched):
+                log.info("index cache %s is stale; rebuilding", path)
+                return None
+            lines = handle.read().split("\n")
+        if lines[-1] != END:  # atomic writes make this rare: a file damaged after the fact
+            raise ValueError("no end marker")
+        parts: dict[str, Splits] = {"splits": {}, "missing": {}}
+        at = 0
+        for kind, split, n in header["parts"]:
+            samples: list[Sample] = []
+            start = at
+            for run in filter(None, lines[at + n].split(",")):  # label runs "label:count"
+                label, count = map(int, run.split(":"))
+                samples.extend(zip(lines[start:start + count], repeat(label)))
+                start += count
+            if start != at + n:
+                raise ValueError(f"{kind}/{split}: labels for {start - at} of {n} paths")
+            parts[kind][split] = samples
+            at += n + 1
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        log.info("index cache %s is unreadable; rebuilding", path)
         return None
-    if data.get("version") != VERSION or data.get("stamp") != stamp(watched):
-        log.info("index cache %s is stale; rebuilding", path)
-        return None
-    # Columnar storage keeps the JSON small and fast to parse: paths and labels as two lists.
-    def unpack(columns: dict[str, dict[str, Any]]) -> Splits:
-        out: Splits = {}
-        for split, c in columns.items():
-            paths = c["paths"].split("\n") if isinstance(c["paths"], str) and c["paths"] else c["paths"] or []
-            out[split] = list(zip(paths, c["labels"], strict=True))
-        return out
-
-    return unpack(data["splits"]), unpack(data["missing"])
+    return parts["splits"], parts["missing"]
 
 
 def save(key: str, watched: list[Path], splits: Splits, missing: Splits) -> Path | None:
-    """Write the index atomically (temp file + rename); a read-only runs folder only costs the cache."""
-    folder = cache_dir()
-    path = folder / f"{key}.json"
-    def pack(parts: Splits) -> dict[str, dict[str, Any]]:
-        # Paths joined by newlines (a list file cannot hold one in a path): a single JSON string
-        # encodes and decodes several times faster than a list of 268K strings.
-        out = {}
+    """Write the index atomically (temp file + rename); a read-only runs folder only costs the cache.
+
+    Format: one JSON header line (version, stamp, and the ``[kind, split, count]`` of each part),
+    then per part its paths one per line and one line of ``label:count`` runs, then ``#end``. Plain lines
+    parse several times faster than a JSON list of 268K strings. A path with a line break (never
+    in a list file; possible only in a hostile folder tree) is not cached.
+    """
+    path = cache_dir() / f"{key}{SUFFIX}"
+    header: dict[str, Any] = {"version": VERSION, "stamp": stamp(watched), "parts": []}
+    body: list[str] = []
+    for kind, parts in (("splits", splits), ("missing", missing)):
         for split, samples in parts.items():
             paths = list(map(itemgetter(0), samples))
-            joined = "\n".join(paths)
-            safe = joined.count("\n") == max(len(paths) - 1, 0) and "" not in paths
-            out[split] = {"paths": joined if safe else paths, "labels": list(map(itemgetter(1), samples))}
-        return out
-
-    data = {"version": VERSION, "stamp": stamp(watched), "splits": pack(splits), "missing": pack(missing)}
+            if any("\n" in p or "\r" in p for p in paths):
+                log.warning("not caching the index: a path holds a line break")
+                return None
+            header["parts"].append([kind, split, len(paths)])
+            body += paths
+            # Splits list their samples class by class, so labels compress into a few runs.
+            body.append(",".join(f"{label}:{len(list(run))}" for label, run in groupby(map(itemgetter(1), samples))))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        text = json.dumps(data, separators=(",", ":"))  # dumps uses the C encoder; dump streams in Python
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(json.dumps(header) + "\n")
+            handle.write("\n".join(body) + "\n" + END)
         os.replace(tmp, path)
         return path
     except OSError as err:

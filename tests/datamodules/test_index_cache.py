@@ -39,9 +39,10 @@ def test_second_start_is_a_cache_hit_with_the_same_splits(tmp_path, read_calls):
     second = setup(FI, root)
     assert read_calls == ["ClassFolders"]
     assert first.splits == second.splits
-    files = list(index_cache.cache_dir().glob("fi-*.json"))
+    files = list(index_cache.cache_dir().glob("fi-*.index"))
     assert len(files) == 1 and os.environ["AFFECTLAB_RUNS"] in str(files[0])
-    assert json.loads(files[0].read_text())["splits"]["train"]["labels"]
+    header = json.loads(files[0].read_text().splitlines()[0])
+    assert ["splits", "train", len(first.splits["train"])] in header["parts"]
 
 
 def test_adding_or_removing_an_image_invalidates(tmp_path, read_calls):
@@ -64,7 +65,7 @@ def test_protocol_and_seed_are_part_of_the_key(tmp_path):
     assert folds[0] != folds[1]
     assert setup(TwitterI, root, agree=5).splits != setup(TwitterI, root, agree=3).splits
     assert setup(TwitterI, root, agree=3, seed=1).splits["test"] != folds[0]
-    assert len(list(index_cache.cache_dir().glob("twitteri-*.json"))) == 4
+    assert len(list(index_cache.cache_dir().glob("twitteri-*.index"))) == 4
 
 
 def test_editing_a_list_file_or_downloading_invalidates(tmp_path, read_calls):
@@ -100,6 +101,14 @@ def test_cache_can_be_switched_off(tmp_path, read_calls):
 def test_a_corrupt_cache_file_is_rebuilt(tmp_path, read_calls):
     root = FI.write_sample(tmp_path / "fi")["root"]
     setup(FI, root)
-    for file in index_cache.cache_dir().glob("*.json"):
+    for file in index_cache.cache_dir().glob("*.index"):
         file.write_text("{not json")
+    assert sum(len(v) for v in setup(FI, root).splits.values()) == 48 and len(read_calls) == 2
+
+
+def test_a_truncated_cache_file_is_rebuilt(tmp_path, read_calls):
+    root = FI.write_sample(tmp_path / "fi")["root"]
+    setup(FI, root)
+    for file in index_cache.cache_dir().glob("*.index"):
+        file.write_text(file.read_text()[:-6])  # cuts the end marker and the last label
     assert sum(len(v) for v in setup(FI, root).splits.values()) == 48 and len(read_calls) == 2

@@ -27,6 +27,13 @@ def read_calls(monkeypatch):
     return calls
 
 
+def small_fi(root):
+    """An FI release tree of 8 classes × 6 tiny images (indexing never decodes them)."""
+    from datamodules.synthetic import make_fi_sample
+
+    return make_fi_sample(root, per_class=6, size=16)
+
+
 def setup(cls, root, **kwargs):
     dm = cls(root=str(root), num_workers=0, **kwargs)
     dm.setup("fit")
@@ -34,7 +41,7 @@ def setup(cls, root, **kwargs):
 
 
 def test_second_start_is_a_cache_hit_with_the_same_splits(tmp_path, read_calls):
-    root = FI.write_sample(tmp_path / "fi")["root"]
+    root = small_fi(tmp_path / "fi")
     first = setup(FI, root)
     second = setup(FI, root)
     assert read_calls == ["ClassFolders"]
@@ -46,8 +53,7 @@ def test_second_start_is_a_cache_hit_with_the_same_splits(tmp_path, read_calls):
 
 
 def test_adding_or_removing_an_image_invalidates(tmp_path, read_calls):
-    root = tmp_path / "fi"
-    FI.write_sample(root)
+    root = small_fi(tmp_path / "fi")
     before = setup(FI, root)
     shutil.copy(root / "emotion_dataset" / "awe" / "awe_0000.jpg", root / "emotion_dataset" / "awe" / "new.jpg")
     added = setup(FI, root)
@@ -92,14 +98,14 @@ def index_cache_name(url: str) -> str:
 
 
 def test_cache_can_be_switched_off(tmp_path, read_calls):
-    root = FI.write_sample(tmp_path / "fi")["root"]
+    root = small_fi(tmp_path / "fi")
     setup(FI, root, cache_index=False)
     setup(FI, root, cache_index=False)
     assert read_calls == ["ClassFolders"] * 2 and not index_cache.cache_dir().exists()
 
 
 def test_a_corrupt_cache_file_is_rebuilt(tmp_path, read_calls):
-    root = FI.write_sample(tmp_path / "fi")["root"]
+    root = small_fi(tmp_path / "fi")
     setup(FI, root)
     for file in index_cache.cache_dir().glob("*.index"):
         file.write_text("{not json")
@@ -107,7 +113,7 @@ def test_a_corrupt_cache_file_is_rebuilt(tmp_path, read_calls):
 
 
 def test_a_truncated_cache_file_is_rebuilt(tmp_path, read_calls):
-    root = FI.write_sample(tmp_path / "fi")["root"]
+    root = small_fi(tmp_path / "fi")
     setup(FI, root)
     for file in index_cache.cache_dir().glob("*.index"):
         file.write_text(file.read_text()[:-6])  # cuts the end marker and the last label

@@ -23,7 +23,7 @@ from datamodules.vea import (
 # Per benchmark: the sizes of train/val/test its sample must give under the customary protocol.
 EXPECTED = {
     WEBEmo: {"train": 125, "val": 25, "test": 25},       # 6 listed per class, 1/6 carved for val
-    FI: {"train": 40, "val": 0, "test": 8},              # 80/5/15 of 6 per class
+    FI: {"train": 80, "val": 8, "test": 8},              # 80/5/15 of 12 per class
     EmotionROI: {"train": 30, "val": 6, "test": 12},     # the official 6/2 lists, val carved from training
     TwitterI: {"train": 22, "val": 2, "test": 6},        # 30 images at agree 3, fold 0 of 5
     TwitterII: {"train": 17, "val": 2, "test": 5},       # 24 images, fold 0 of 5

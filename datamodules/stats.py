@@ -23,6 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from datamodules.images import load_rgb
+from datamodules.vea.layouts import SPLITS
 
 COLUMNS = ("split", "label", "class", "ancestors", "images", "unreadable", "missing")
 
@@ -45,7 +46,9 @@ def stats_rows(datamodule: Any, decode: bool = True, workers: int = 4, progress:
     ancestors = [" / ".join(taxonomy.levels[level][int(taxonomy.leaf_to_level(level)[leaf])]
                             for level in range(taxonomy.num_levels - 1)) for leaf in range(len(taxonomy.leaves))]
     rows = []
-    for split, samples in datamodule.splits.items():
+    order = [s for s in SPLITS if s in datamodule.splits] + [s for s in datamodule.splits if s not in SPLITS]
+    for split in order:
+        samples = datamodule.splits[split]
         bad = unreadable_files(root, [p for p, _ in samples], workers, progress) if decode else set()
         lost = datamodule.missing.get(split, [])  # listed but not on disk: already left out of the split
         for leaf, name in enumerate(taxonomy.leaves):

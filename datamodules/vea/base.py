@@ -233,11 +233,8 @@ class VEADataModule(L.LightningDataModule):
             for split, samples in splits.items():
                 kept = [s for s in samples if s[0] in present]
                 if len(kept) < len(samples):
-                    lost = [s for s in samples if s[0] not in present]
-                    self.missing[split] = lost
+                    self.missing[split] = [s for s in samples if s[0] not in present]
                     splits[split] = kept
-                    log.warning("%s: %d files listed in %s are missing (e.g. %s)", type(self).__name__, len(lost),
-                                split, ", ".join(rel for rel, _ in lost[:3]))
         if self.cache_index:
             index_cache.save(key, watched, splits, self.missing)
         return splits
@@ -252,6 +249,9 @@ class VEADataModule(L.LightningDataModule):
             self.splits = splits
             counts = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
             log.info("%s at %s: %s", type(self).__name__, self.root, counts)
+            for split, lost in self.missing.items():  # fresh or cached index alike
+                log.warning("%s: %d files listed in %s are missing, left out (e.g. %s)", type(self).__name__,
+                            len(lost), split, ", ".join(rel for rel, _ in lost[:3]))
 
     def class_counts(self, split: str = "train") -> torch.Tensor:
         """Images per leaf class in ``split`` (for class weights and the stats table)."""

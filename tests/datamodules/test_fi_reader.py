@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from datamodules.hierarchy import MIKELS
-from datamodules.synthetic import class_image, make_fi_sample
+from datamodules.synthetic import class_image, make_fi_sample, write_bad_files
 from datamodules.vea import FI, LayoutError
 from datamodules.vea.fi import WSCNET_ALIASES
 
@@ -91,3 +91,15 @@ def test_an_empty_folder_is_not_an_fi_release(tmp_path):
     (tmp_path / "emotion_dataset" / "not_a_class").mkdir(parents=True)
     with pytest.raises(LayoutError, match="emotion_dataset/<class>/<file>.jpg"):
         FI(root=str(tmp_path), cache_index=False).setup("fit")
+
+
+def test_wscnet_layout_with_bad_files_serves_the_decodable_ones(tmp_path):
+    write_wscnet(tmp_path, per_split=(2, 1, 1))
+    names = write_bad_files(tmp_path / "train" / "amuse", np.random.default_rng(1))
+    dm = FI(root=str(tmp_path), num_workers=0, batch_size=64, image_size=32, cache_index=False)
+    dm.setup("fit")
+    bad = [(p, label) for p, label in dm.splits["train"] if p.rsplit("/", 1)[1] in names]
+    assert len(bad) == 7 and {label for _, label in bad} == {0}  # amuse/ → amusement
+    served, skipped = drain(dm.train_dataloader())
+    assert served == 8 * 2 + len(DECODABLE_BAD)
+    assert {p.rsplit("/", 1)[1] for p in skipped} == UNDECODABLE_BAD

@@ -42,7 +42,7 @@ def samples(tmp_path_factory) -> dict[type, dict]:
 
 
 def build(cls, overrides, **kwargs):
-    dm = cls(**{**overrides, **kwargs}, num_workers=0, batch_size=4, cache_index=False)
+    dm = cls(**{"num_workers": 0, "batch_size": 4, "cache_index": False, **overrides, **kwargs})
     dm.setup("fit")
     return dm
 
@@ -130,3 +130,22 @@ def test_class_weights_are_inverse_train_frequency_with_mean_one(samples):
     assert isinstance(weights, list) and len(weights) == 2
     assert abs(sum(weights) / 2 - 1) < 1e-6
     assert weights[0] / weights[1] == pytest.approx(counts[1] / counts[0])
+
+
+LISTED = (WEBEmo, EmotionROI, TwitterI, EmoSet)  # releases that list their files (which may be missing)
+
+
+@pytest.mark.parametrize("cls", BENCHMARKS, ids=lambda c: c.__name__)
+def test_corrupt_files_are_skipped_and_listed_missing_files_counted(cls, tmp_path):
+    overrides = cls.write_sample(tmp_path)
+    dm = build(cls, overrides)
+    (corrupt, _), (gone, gone_label) = dm.splits["train"][0], dm.splits["test"][0]
+    (tmp_path / corrupt).write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / gone).unlink()
+    dm = build(cls, overrides, image_size=32, batch_size=256)
+    if cls in LISTED:
+        assert dm.missing == {"test": [(gone, gone_label)]}
+    else:  # a folder release simply no longer has the file
+        assert dm.missing == {} and all(p != gone for s in dm.splits.values() for p, _ in s)
+    skipped = [p for split in ("train", "val", "test") for batch in dm._loader(split) for p in batch["skipped"]]
+    assert skipped == [corrupt]

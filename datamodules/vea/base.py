@@ -229,7 +229,8 @@ class VEADataModule(L.LightningDataModule):
         splits = layout.read(self.root, self.taxonomy, self.seed, **protocol)
         self.missing = {}
         if layout.lists_files:
-            present = index_cache.existing(self.root, [s for samples in splits.values() for s in samples])
+            present, folders = index_cache.existing(self.root, [s for samples in splits.values() for s in samples])
+            watched = watched + [f for f in folders if f not in watched]
             for split, samples in splits.items():
                 kept = [s for s in samples if s[0] in present]
                 if len(kept) < len(samples):

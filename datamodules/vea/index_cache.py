@@ -4,8 +4,9 @@ WEBEmo lists 268K images and FI is a 23K-file tree: listing, parsing and checkin
 start would dominate start-up. The index (samples per split, and the listed samples whose file is missing) is stored as
 ``<benchmark>-<key>.index`` (a JSON header line, then plain path and label lines) under
 ``$AFFECTLAB_RUNS/.index_cache/`` (``runs/.index_cache/`` by default), keyed by the benchmark, the resolved root, the layout and the protocol (seed, fold, agree). It is valid while
-the layout's watched paths (list files, class folders) keep their size and modification time;
-adding, removing or renaming a file in a watched folder changes the folder's mtime.
+the layout's watched paths (list files, class folders) and, for list layouts, the folders the
+listed files live in keep their size and modification time; adding, removing or renaming a file
+in a folder changes the folder's mtime.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def load(key: str, watched: list[Path]) -> tuple[Splits, Splits] | None:
     try:
         with open(path, encoding="utf-8") as handle:
             header = json.loads(handle.readline())
-            if header.get("version") != VERSION or header.get("stamp") != stamp(watched):
+            # The stamp covers the layout's watched paths, then the folders the listed files live
+            # in (recorded at save time), so an image that appears after a download counts too.
+            stamped = [Path(entry[0]) for entry in header.get("stamp", [])]
+            if (header.get("version") != VERSION or stamped[:len(watched)] != list(watched)
+                    or header["stamp"] != stamp(stamped)):
                 log.info("index cache %s is stale; rebuilding", path)
                 return None
             lines = handle.read().split("\n")
@@ -116,17 +121,18 @@ def save(key: str, watched: list[Path], splits: Splits, missing: Splits) -> Path
         return None
 
 
-def existing(root: Path, samples: list[Sample]) -> set[str]:
-    """The relative paths of files present in the folders ``samples`` live in.
+def existing(root: Path, samples: list[Sample]) -> tuple[set[str], list[Path]]:
+    """The relative paths of files present in the folders ``samples`` live in, and those folders.
 
     Each folder is listed once (one ``listdir`` instead of a ``stat`` per listed file).
     """
     found: set[str] = set()
-    for head in {rel.rpartition("/")[0] for rel, _ in samples}:
+    heads = sorted({rel.rpartition("/")[0] for rel, _ in samples})
+    for head in heads:
         try:
             names = os.listdir(root / head if head else root)
         except OSError:
             continue
         prefix = f"{head}/" if head else ""
         found.update([prefix + n for n in names] if prefix else names)
-    return found
+    return found, [root / head if head else root for head in heads]

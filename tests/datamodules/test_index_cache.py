@@ -118,3 +118,20 @@ def test_a_truncated_cache_file_is_rebuilt(tmp_path, read_calls):
     for file in index_cache.cache_dir().glob("*.index"):
         file.write_text(file.read_text()[:-6])  # cuts the end marker and the last label
     assert sum(len(v) for v in setup(FI, root).splits.values()) == 48 and len(read_calls) == 2
+
+
+def test_a_listed_file_that_appears_later_invalidates(tmp_path, read_calls, monkeypatch):
+    """EmotionROI's lists are watched, and so are the folders the listed images live in."""
+    from datamodules.vea import EmotionROI
+    from datamodules.vea.layouts import ClassPathLists
+
+    calls = []
+    original = ClassPathLists.read
+    monkeypatch.setattr(ClassPathLists, "read", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    EmotionROI.write_sample(tmp_path)
+    moved = tmp_path / "joy_1.jpg"
+    (tmp_path / "images" / "joy" / "1.jpg").rename(moved)
+    assert [s for lost in setup(EmotionROI, tmp_path).missing.values() for s in lost] == [("images/joy/1.jpg", 3)]
+    assert setup(EmotionROI, tmp_path).missing and len(calls) == 1
+    moved.rename(tmp_path / "images" / "joy" / "1.jpg")
+    assert setup(EmotionROI, tmp_path).missing == {} and len(calls) == 2

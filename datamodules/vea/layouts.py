@@ -1,12 +1,22 @@
 """How benchmark releases sit on disk, and the customary split protocols, as reusable data.
 
-A *layout* knows which paths identify a release (``required``) and how to list its samples per
-split (``read``). A benchmark (one small module per benchmark in ``datamodules/vea/``) is a taxonomy plus an
-ordered tuple of layouts; the first one whose required paths exist is read. Samples are ``(relative path, leaf
-label)`` pairs; labels index the taxonomy's finest level.
+A *layout* knows which paths identify a release (``required``), which paths a cached index
+depends on (``watched``) and how to list its samples per split (``read``). A benchmark (one small
+module per benchmark in ``datamodules/vea/``) is a taxonomy plus an ordered tuple of layouts; the
+first one whose required paths exist is read. Samples are ``(relative path, leaf label)`` pairs;
+labels index the taxonomy's finest level. The kinds:
+
+- ``ClassFolders`` ``<class>/<file>`` (FI, Flickr, Instagram; Twitter II with ``folds``),
+  ``SplitFolders`` ``{train,val,test}/<class>/`` (WSCNet's FI, split Twitter II);
+- ``SplitFiles`` ``relative/path label`` lines (the generic form every benchmark accepts);
+- ``ClassPathLists`` ``<class>/<file>`` lines (EmotionROI's official split);
+- ``URLLists`` ``URL LABEL`` lines, images fetched under stable names (WEBEmo);
+- ``VoteTable`` a CSV of worker votes, agreement subsets and k folds (Twitter I);
+- ``JSONSplits`` ``[label, id, image, annotation]`` entries (EmoSet).
 
 Protocols are deterministic across machines: file lists are sorted and shuffled with NumPy's
-PCG64 generator seeded by ``seed`` (documented default 0), stratified per class.
+PCG64 generator seeded by ``seed`` (documented default 0), stratified per class. A layout's
+``read`` also receives the benchmark's protocol choices (``fold``, ``agree``) as keywords.
 """
 
 from __future__ import annotations

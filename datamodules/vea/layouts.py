@@ -434,8 +434,8 @@ class VoteTable(Layout):
     The label is the majority of the positive/negative votes; ``agree`` (protocol) keeps the
     images on which at least that many workers agree (5, 4 or 3 of 5). The split is k-fold
     cross-validation (``fold``, protocol), stratified and seeded. Columns are found by name
-    (a header cell containing ``pos`` / ``neg``); a header-less file is read as
-    ``image, total, positive, negative`` (four columns) or ``image, positive, negative`` (three).
+    (a header cell containing ``pos`` / ``neg``); otherwise (no header, or other names) the file
+    is read as ``image, total, positive, negative`` (four columns) or ``image, positive, negative``.
     """
 
     lists_files: ClassVar[bool] = True
@@ -460,14 +460,11 @@ class VoteTable(Layout):
         if not rows:
             return []
         header = [cell.strip().lower() for cell in rows[0]]
-        has_header = not any(cell.isdigit() for cell in header[1:])
-        if has_header:
-            pos = next((i for i, c in enumerate(header) if "pos" in c), None)
-            neg = next((i for i, c in enumerate(header) if "neg" in c), None)
-            if pos is None or neg is None:
-                raise ValueError(f"{root / self.csv_file}: header {rows[0]} names no positive/negative vote column")
+        pos = next((i for i, c in enumerate(header) if "pos" in c), None)
+        neg = next((i for i, c in enumerate(header) if "neg" in c), None)
+        if not any(cell.isdigit() for cell in header[1:]):  # a header row
             rows = rows[1:]
-        else:
+        if pos is None or neg is None:  # unnamed columns: image, [total,] positive, negative
             pos, neg = (2, 3) if len(header) >= 4 else (1, 2)
         out = []
         for row in rows:

@@ -150,3 +150,12 @@ def test_emotionroi_stimuli_follow_the_eval_crop(tmp_path):
     expected = v2.Compose([v2.PILToTensor(), v2.Resize(48, interpolation=v2.InterpolationMode.NEAREST),
                            v2.CenterCrop(42)])(raw).float() / 255
     assert torch.allclose(item["stimuli"], expected, atol=1 / 255 + 1e-6)
+
+
+def test_twitter1_votes_found_by_header_name_in_any_column_order(tmp_path):
+    TwitterI.write_sample(tmp_path)
+    rows = [r.split(",") for r in (tmp_path / "amt_result.csv").read_text().splitlines()]
+    reordered = [[r[0], r[3], r[1], r[2]] for r in rows]  # image, negative, total, positive
+    (tmp_path / "amt_result.csv").write_text("\n".join(",".join(r) for r in reordered) + "\n")
+    votes = VoteTable(csv_file="amt_result.csv", image_dir="Agg_AMT_Candidates").votes(tmp_path)
+    assert votes[0] == ("1000.jpg", 5, 0) and votes[3] == ("1003.jpg", 0, 5)

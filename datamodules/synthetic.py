@@ -79,6 +79,19 @@ def make_fi_sample(root: str | Path, per_class: int = 40, size: int = 64, seed: 
     return root
 
 
+def make_sentiment_sample(root: str | Path, counts: dict[str, int] | None = None, size: int = 48,
+                          seed: int = 0) -> Path:
+    """Write ``root/{positive,negative}/NNNN.jpg`` (Twitter II, Flickr and Instagram as crawled)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for name, n in (counts or {"positive": 20, "negative": 20}).items():
+        label = int(name == "positive")
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            class_image(label, rng, size, n_classes=2, positive=bool(label)).save(root / name / f"{i:04d}.jpg")
+    return root
+
+
 def ensure_fi_sample(root: str | Path = "data/sample_fi", **kwargs) -> Path:
     """The sample set at ``root``, written only if it is not there yet."""
     root = Path(root)

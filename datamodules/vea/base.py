@@ -9,17 +9,21 @@ batches ``{"image": B×3×S×S, "label": B (leaf index), "index": B, "path": [B]
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler, default_collate
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from datamodules.hierarchy import Taxonomy
 from datamodules.images import SkipReport, load_rgb
+from datamodules.vea import index_cache
 from datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
 
 log = logging.getLogger(__name__)
@@ -45,12 +49,20 @@ def eval_transform(size: int) -> v2.Compose:
 
 
 class ImageListDataset(Dataset):
-    """Images listed as ``(relative path, label)``; an undecodable file yields ``None``."""
+    """Images listed as ``(relative path, label)``; an undecodable file yields ``{"skipped": path}``.
 
-    def __init__(self, root: Path, samples: Sequence[Sample], transform: Any) -> None:
+    With ``stimuli`` (a function from a sample's relative path to its stimuli-map file), each
+    sample also carries ``"stimuli"``: the 1×S×S map in [0, 1], cropped and flipped exactly like
+    the image (torchvision v2 transforms a ``Mask`` with the same parameters), or all ``-1`` when the
+    map is missing.
+    """
+
+    def __init__(self, root: Path, samples: Sequence[Sample], transform: Any,
+                 stimuli: Callable[[str], Path | None] | None = None) -> None:
         self.root = Path(root)
         self.samples = list(samples)
         self.transform = transform
+        self.stimuli = stimuli
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -62,12 +74,26 @@ class ImageListDataset(Dataset):
         if image is None:
             return {"skipped": rel}
         if epoch is None:
-            tensor = self.transform(image)
-        else:  # augmentation drawn from (epoch, index) alone: identical after a resume, on any worker
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(epoch * 1_000_003 + index)
-                tensor = self.transform(image)
-        return {"image": tensor, "label": label, "index": index, "path": rel}
+            return self._transform(image, rel, label, index)
+        # Augmentation drawn from (epoch, index) alone: identical after a resume, on any worker.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(epoch * 1_000_003 + index)
+            return self._transform(image, rel, label, index)
+
+    def _transform(self, image: Image.Image, rel: str, label: int, index: int) -> dict[str, Any]:
+        if self.stimuli is None:
+            return {"image": self.transform(image), "label": label, "index": index, "path": rel}
+        path = self.stimuli(rel)
+        stimuli = load_rgb(path) if path is not None else None
+        found = stimuli is not None
+        if not found:
+            stimuli = Image.new("L", image.size)
+        elif stimuli.size != image.size:
+            stimuli = stimuli.resize(image.size, Image.BILINEAR)
+        mask = tv_tensors.Mask(torch.from_numpy(np.asarray(stimuli.convert("L"), dtype=np.uint8).copy())[None])
+        image, mask = self.transform(image, mask)                               # 3×S×S, 1×S×S
+        mask = mask.as_subclass(torch.Tensor).float() / 255.0 if found else torch.full(mask.shape, -1.0)
+        return {"image": image, "label": label, "index": index, "path": rel, "stimuli": mask}
 
 
 class EpochSampler(Sampler):
@@ -126,6 +152,9 @@ class VEADataModule(L.LightningDataModule):
         persistent_workers: keep workers alive between epochs.
         balanced_sampling: sample training images with probability inversely proportional to their
             class frequency (FI and Twitter II are imbalanced).
+        class_weighted_loss: expose ``class_weights`` (inverse train frequency, mean 1), which the
+            CLI links to the model's weighted cross-entropy; the other remedy for imbalance.
+        cache_index: keep the sample index under ``runs/.index_cache`` (see ``index_cache``).
     """
 
     taxonomy_name: ClassVar[str] = "mikels"
@@ -142,6 +171,8 @@ class VEADataModule(L.LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = False,
         balanced_sampling: bool = False,
+        class_weighted_loss: bool = False,
+        cache_index: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -153,7 +184,11 @@ class VEADataModule(L.LightningDataModule):
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers and num_workers > 0
         self.balanced_sampling = balanced_sampling
+        self.class_weighted_loss = class_weighted_loss
+        self.cache_index = cache_index
         self.splits: Splits | None = None
+        #: per split, the files a list names but the disk lacks (dropped from the splits, counted)
+        self.missing: dict[str, list[Sample]] = {}
         self.skip_report = SkipReport()
 
     # -- what the model needs to know (linked by the CLI) --------------------------------------------
@@ -164,6 +199,29 @@ class VEADataModule(L.LightningDataModule):
     @property
     def taxonomy_spec(self) -> dict[str, Any]:
         return self.taxonomy.to_dict()
+
+    @property
+    def class_weights(self) -> list[float] | None:
+        """Inverse training-class frequency normalised to mean 1 (``None`` unless ``class_weighted_loss``).
+
+        Read by the CLI link right after the DataModule is built, so it reads the (cached) index.
+        A class absent from train gets weight 0: it contributes no loss term anyway.
+        """
+        if not self.class_weighted_loss:
+            return None
+        self.setup("fit")
+        counts = self.class_counts("train").float()
+        weights = torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
+        weights = weights * (counts > 0).sum() / weights.sum()
+        return [float(w) for w in weights]
+
+    def protocol(self) -> dict[str, Any]:
+        """The protocol choices a layout reads besides the seed (``fold``, ``agree``); part of the cache key."""
+        return {}
+
+    def stimuli_source(self) -> Callable[[str], Path | None] | None:
+        """Where a sample's stimuli map lives, when the benchmark has them and the caller asked (EmotionROI)."""
+        return None
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
@@ -194,9 +252,32 @@ class VEADataModule(L.LightningDataModule):
                 f"Classes ({self.taxonomy.name}): {', '.join(self.taxonomy.leaves)}")
 
     def read_splits(self) -> Splits:
-        """Read the splits from the release (subclasses with their own protocol override this)."""
+        """The splits of the release, from the index cache when the release is unchanged.
+
+        Files a list names but the disk lacks (WEBEmo's dead links, files lost in a copy) are
+        dropped here and counted in ``self.missing``, so an epoch never stalls on them.
+        """
         layout = self.find_layout()
-        return layout.read(self.root, self.taxonomy, self.seed)
+        protocol = self.protocol()
+        watched = layout.watched(self.root)
+        key = index_cache.cache_key(type(self).__name__, self.root, layout, {"seed": self.seed, **protocol})
+        cached = index_cache.load(key, watched) if self.cache_index else None
+        if cached is not None:
+            splits, self.missing = cached
+            return splits
+        splits = layout.read(self.root, self.taxonomy, self.seed, **protocol)
+        self.missing = {}
+        if layout.lists_files:
+            present, folders = index_cache.existing(self.root, [s for samples in splits.values() for s in samples])
+            watched = watched + [f for f in folders if f not in watched]
+            for split, samples in splits.items():
+                kept = [s for s in samples if s[0] in present]
+                if len(kept) < len(samples):
+                    self.missing[split] = [s for s in samples if s[0] not in present]
+                    splits[split] = kept
+        if self.cache_index:
+            index_cache.save(key, watched, splits, self.missing)
+        return splits
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
@@ -208,6 +289,9 @@ class VEADataModule(L.LightningDataModule):
             self.splits = splits
             counts = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
             log.info("%s at %s: %s", type(self).__name__, self.root, counts)
+            for split, lost in self.missing.items():  # fresh or cached index alike
+                log.warning("%s: %d files listed in %s are missing, left out (e.g. %s)", type(self).__name__,
+                            len(lost), split, ", ".join(rel for rel, _ in lost[:3]))
 
     def class_counts(self, split: str = "train") -> torch.Tensor:
         """Images per leaf class in ``split`` (for class weights and the stats table)."""
@@ -219,7 +303,7 @@ class VEADataModule(L.LightningDataModule):
     def dataset(self, split: str, train: bool = False) -> ImageListDataset:
         assert self.splits is not None, "call setup() first"
         transform = train_transform(self.image_size) if train else eval_transform(self.image_size)
-        return ImageListDataset(self.root, self.splits[split], transform)
+        return ImageListDataset(self.root, self.splits[split], transform, self.stimuli_source())
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.dataset(split, train)

@@ -1,20 +1,36 @@
 """How benchmark releases sit on disk, and the customary split protocols, as reusable data.
 
-A *layout* knows which paths identify a release (``required``) and how to list its samples per
-split (``read``). A benchmark (``datamodules/vea/benchmarks.py``) is a taxonomy plus an ordered tuple
-of layouts; the first one whose required paths exist is read. Samples are ``(relative path, leaf
-label)`` pairs; labels index the taxonomy's finest level.
+A *layout* knows which paths identify a release (``required``), which paths a cached index
+depends on (``watched``) and how to list its samples per split (``read``). A benchmark (one small
+module per benchmark in ``datamodules/vea/``) is a taxonomy plus an ordered tuple of layouts; the
+first one whose required paths exist is read. Samples are ``(relative path, leaf label)`` pairs;
+labels index the taxonomy's finest level. The kinds:
+
+- ``ClassFolders`` ``<class>/<file>`` (FI, Flickr, Instagram; Twitter II with ``folds``),
+  ``SplitFolders`` ``{train,val,test}/<class>/`` (WSCNet's FI, split Twitter II);
+- ``SplitFiles`` ``relative/path label`` lines (the generic form every benchmark accepts);
+- ``ClassPathLists`` ``<class>/<file>`` lines (EmotionROI's official split);
+- ``URLLists`` ``URL LABEL`` lines, images fetched under stable names (WEBEmo);
+- ``VoteTable`` a CSV of worker votes, agreement subsets and k folds (Twitter I);
+- ``JSONSplits`` ``[label, id, image, annotation]`` entries (EmoSet).
 
 Protocols are deterministic across machines: file lists are sorted and shuffled with NumPy's
-PCG64 generator seeded by ``seed`` (documented default 0), stratified per class.
+PCG64 generator seeded by ``seed`` (documented default 0), stratified per class. A layout's
+``read`` also receives the benchmark's protocol choices (``fold``, ``agree``) as keywords.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha1
+from itertools import groupby, repeat
+from operator import itemgetter
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -24,6 +40,7 @@ Sample = tuple[str, int]
 Splits = dict[str, list[Sample]]
 SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_COMMON_CASES = IMAGE_EXTENSIONS + tuple(ext.upper() for ext in IMAGE_EXTENSIONS)
 
 
 class LayoutError(FileNotFoundError):
@@ -36,40 +53,57 @@ def stratified_split(samples: Sequence[Sample], fractions: Mapping[str, float], 
     """Split per class with the given fractions (e.g. train .8 / val .05 / test .15).
 
     Each class's sorted files are shuffled with ``seed``; counts are rounded per class and the
-    last split takes the remainder, so the splits are disjoint and cover every sample.
+    last split takes the remainder, so the splits are disjoint and cover every sample. Within a
+    split, samples are listed class by class, sorted by path.
     """
     names = list(fractions)
     total = sum(fractions.values())
-    by_class: dict[int, list[str]] = {}
-    for path, label in sorted(samples):
-        by_class.setdefault(label, []).append(path)
+    by_class = _by_class(samples)
     out: Splits = {name: [] for name in names}
     rng = np.random.default_rng(seed)
     for label in sorted(by_class):
         paths = by_class[label]
-        order = rng.permutation(len(paths))
+        order = rng.permutation(len(paths)).tolist()
         start = 0
         for i, name in enumerate(names):
             stop = len(paths) if i == len(names) - 1 else start + round(len(paths) * fractions[name] / total)
-            out[name].extend((paths[j], label) for j in order[start:stop])
+            out[name].extend(zip(map(paths.__getitem__, sorted(order[start:stop])), repeat(label)))
             start = stop
-    return {name: sorted(s) for name, s in out.items()}
+    return out
+
+
+def _path(sample: Sample) -> str:
+    return sample[0]
+
+
+def _by_class(samples: Sequence[Sample]) -> dict[int, list[str]]:
+    """Sorted paths per label: the deterministic order every protocol starts from."""
+    by_label = sorted(samples, key=itemgetter(1))  # stable, and linear when readers emit class runs
+    return {label: sorted(map(itemgetter(0), run)) for label, run in groupby(by_label, key=itemgetter(1))}
 
 
 def stratified_folds(samples: Sequence[Sample], n_folds: int = 5, seed: int = 0) -> list[list[Sample]]:
     """Partition into ``n_folds`` stratified folds (disjoint, covering, seeded)."""
-    by_class: dict[int, list[str]] = {}
-    for path, label in sorted(samples):
-        by_class.setdefault(label, []).append(path)
+    by_class = _by_class(samples)
     folds: list[list[Sample]] = [[] for _ in range(n_folds)]
     rng = np.random.default_rng(seed)
     offset = 0
     for label in sorted(by_class):
         paths = by_class[label]
-        for rank, j in enumerate(rng.permutation(len(paths))):
+        for rank, j in enumerate(rng.permutation(len(paths)).tolist()):
             folds[(rank + offset) % n_folds].append((paths[j], label))
         offset += len(paths)  # balance fold sizes across classes
-    return [sorted(f) for f in folds]
+    return [sorted(f, key=_path) for f in folds]
+
+
+def fold_splits(samples: Sequence[Sample], n_folds: int, fold: int, seed: int = 0,
+                val_fraction: float = 0.1) -> Splits:
+    """K-fold cross-validation: fold ``fold`` is the test set, the others train (validation carved from them)."""
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
+    folds = stratified_folds(samples, n_folds, seed)
+    train = [s for k, f in enumerate(folds) if k != fold for s in f]
+    return carve_val({"train": sorted(train, key=_path), "test": folds[fold]}, val_fraction, seed)
 
 
 def carve_val(splits: Splits, fraction: float, seed: int = 0) -> Splits:
@@ -87,7 +121,15 @@ def resolver(taxonomy: Taxonomy, aliases: Mapping[str, str] | None = None) -> Ca
     leaves = {name.lower(): i for i, name in enumerate(taxonomy.leaves)}
     alias = {k.lower(): leaves[v.lower()] for k, v in (aliases or {}).items()}
 
+    memo: dict[str, int] = {}
+
     def resolve(text: str) -> int:
+        if text in memo:  # a 268K-line list repeats 25 labels: look each spelling up once
+            return memo[text]
+        memo[text] = label = _resolve(text)
+        return label
+
+    def _resolve(text: str) -> int:
         key = text.strip().lower()
         if key in leaves:
             return leaves[key]
@@ -101,19 +143,41 @@ def resolver(taxonomy: Taxonomy, aliases: Mapping[str, str] | None = None) -> Ca
     return resolve
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted); ``os.scandir`` keeps big trees fast."""
-    found: list[Path] = []
-    stack = [folder]
+def relative_images(root: Path, folder: str) -> list[str]:
+    """Image files under ``root/folder`` (recursive) as sorted posix paths relative to ``root``.
+
+    Plain strings from ``os.listdir`` (no ``Path`` or stat per image file): a 23K-file tree lists
+    faster than torchvision's ``ImageFolder`` scan. A folder named like an image is not descended.
+    """
+    found: list[str] = []
+    visited = 0
+    stack = [folder.strip("/")]
     while stack:
         current = stack.pop()
-        with os.scandir(current) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(Path(entry.path))
-                elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                    found.append(Path(entry.path))
-    return sorted(found)
+        prefix = f"{current}/" if current else ""
+        here = os.path.join(root, current)
+        names = os.listdir(here)
+        images = [n for n in names if n.endswith(_COMMON_CASES)]  # the common case: no lower(), no stat
+        if len(images) < len(names):  # mixed-case extensions, sub-folders, other files
+            chosen = set(images)
+            for n in names:
+                if n in chosen:
+                    continue
+                if n.lower().endswith(IMAGE_EXTENSIONS):
+                    images.append(n)
+                elif os.path.isdir(os.path.join(here, n)):
+                    stack.append(prefix + n)
+        images.sort()  # short names sort faster than prefixed paths
+        found.extend([prefix + n for n in images] if prefix else images)
+        visited += 1
+    if visited > 1:
+        found.sort()
+    return found
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted)."""
+    return [folder / rel for rel in relative_images(folder, "")]
 
 
 # -- layouts --------------------------------------------------------------------------------------
@@ -130,7 +194,12 @@ class Layout:
     def missing(self, root: Path) -> Path | None:
         return next((p for p in self.required(root) if not p.exists()), None)
 
-    def read(self, root: Path, taxonomy: Taxonomy, seed: int) -> Splits:
+    #: Whether the layout *lists* files (which may be missing) rather than finding them on disk;
+    #: listed files are checked for existence once, when the index is built.
+    lists_files: ClassVar[bool] = False
+
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
+        """Samples per split. ``protocol`` holds the benchmark's protocol choices (``fold``, ``agree``)."""
         raise NotImplementedError
 
     def watched(self, root: Path) -> list[Path]:
@@ -145,6 +214,8 @@ class SplitFiles(Layout):
     ``val.txt`` is optional; without it validation is carved from train.
     """
 
+    lists_files = True
+
     files: Mapping[str, str] = field(default_factory=lambda: {"train": "train.txt", "val": "val.txt", "test": "test.txt"})
     prefix: str = ""
     aliases: Mapping[str, str] = field(default_factory=dict)
@@ -157,7 +228,7 @@ class SplitFiles(Layout):
     def watched(self, root: Path) -> list[Path]:
         return [root / f for f in self.files.values() if (root / f).exists()]
 
-    def read(self, root: Path, taxonomy: Taxonomy, seed: int) -> Splits:
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
         resolve = resolver(taxonomy, self.aliases)
         splits: Splits = {}
         for split, name in self.files.items():
@@ -185,6 +256,8 @@ class ClassFolders(Layout):
     aliases: Mapping[str, str] = field(default_factory=dict)
     fractions: Mapping[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.05, "test": 0.15})
     min_classes: int = 2
+    folds: int = 0
+    val_fraction: float = 0.1
     description: str = "<class>/<file> folders"
 
     def base(self, root: Path) -> Path:
@@ -214,15 +287,17 @@ class ClassFolders(Layout):
         return len(self.class_dirs(root, taxonomy)) >= self.min_classes
 
     def samples(self, root: Path, taxonomy: Taxonomy) -> list[Sample]:
-        base = self.base(root)
+        prefix = f"{self.subdir.strip('/')}/" if self.subdir else ""
         out = []
         for folder, label in self.class_dirs(root, taxonomy).items():
-            for path in list_images(base / folder):
-                out.append((path.relative_to(root).as_posix(), label))
+            out.extend(zip(relative_images(root, prefix + folder), repeat(label)))
         return out
 
-    def read(self, root: Path, taxonomy: Taxonomy, seed: int) -> Splits:
-        return stratified_split(self.samples(root, taxonomy), self.fractions, seed)
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
+        samples = self.samples(root, taxonomy)
+        if self.folds:
+            return fold_splits(samples, self.folds, protocol.get("fold", 0), seed, self.val_fraction)
+        return stratified_split(samples, self.fractions, seed)
 
 
 @dataclass(frozen=True)
@@ -230,7 +305,6 @@ class SplitFolders(ClassFolders):
     """``{train,val,test}/<class>/<file>``: the release is already split (``val`` optional)."""
 
     splits: tuple[str, ...] = ("train", "val", "test")
-    val_fraction: float = 0.1
     description: str = "split folders {train,val,test}/<class>/<file>"
 
     def required(self, root: Path) -> list[Path]:
@@ -247,9 +321,191 @@ class SplitFolders(ClassFolders):
         return all(len(ClassFolders(subdir=s, aliases=self.aliases).class_dirs(root, taxonomy)) >= self.min_classes
                    for s in ("train", "test"))
 
-    def read(self, root: Path, taxonomy: Taxonomy, seed: int) -> Splits:
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
         splits: Splits = {}
         for split in self.splits:
             if (root / split).is_dir():
                 splits[split] = ClassFolders(subdir=split, aliases=self.aliases).samples(root, taxonomy)
+        return carve_val(splits, self.val_fraction, seed)
+
+
+@dataclass(frozen=True)
+class ClassPathLists(Layout):
+    """List files whose lines are ``<class>/<file>``: the class is the first folder (EmotionROI's split).
+
+    ``files`` maps split → list file, ``prefix`` is the image folder the paths are relative to.
+    """
+
+    lists_files: ClassVar[bool] = True
+    files: Mapping[str, str] = field(default_factory=lambda: {"train": "train.txt", "test": "test.txt"})
+    prefix: str = "images"
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    val_fraction: float = 0.1
+    description: str = "list files with lines '<class>/<file>'"
+
+    def required(self, root: Path) -> list[Path]:
+        return [root / self.prefix, *(root / f for f in self.files.values())]
+
+    def watched(self, root: Path) -> list[Path]:
+        return [root / f for f in self.files.values()]
+
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
+        resolve = resolver(taxonomy, self.aliases)
+        splits: Splits = {}
+        for split, name in self.files.items():
+            samples = []
+            for n, line in enumerate((root / name).read_text().splitlines(), start=1):
+                rel = line.strip().replace("\\", "/")
+                if not rel:
+                    continue
+                if "/" not in rel:
+                    raise ValueError(f"{root / name}:{n}: expected '<class>/<file>', got {line!r}")
+                samples.append((f"{self.prefix}/{rel}", resolve(rel.split("/", 1)[0])))
+            splits[split] = samples
+        return carve_val(splits, self.val_fraction, seed)
+
+
+def url_file_name(url: str) -> str:
+    """A stable file name for an image URL: 20 hex digits of its SHA-1 plus the URL's image extension.
+
+    The same URL gives the same name on every machine, so a download can resume and a list can be
+    indexed without touching the network.
+    """
+    if url.endswith(_COMMON_CASES):  # the usual case, cheap: 268K URLs are named at every first start
+        suffix = url[url.rfind("."):].lower()
+    else:
+        tail = url.partition("?")[0].partition("#")[0].rpartition("/")[2]
+        suffix = tail[tail.rfind("."):].lower() if "." in tail else ""
+        if suffix not in IMAGE_EXTENSIONS:
+            suffix = ".jpg"
+    return sha1(url.encode()).hexdigest()[:20] + suffix
+
+
+@dataclass(frozen=True)
+class URLLists(Layout):
+    """Lists of ``URL LABEL`` lines whose images are fetched into ``image_dir`` (WEBEmo).
+
+    Each image lives under ``image_dir/url_file_name(url)``; lines whose image was never fetched
+    (dead links) are counted as missing when the index is built.
+    """
+
+    lists_files: ClassVar[bool] = True
+    files: Mapping[str, str] = field(default_factory=lambda: {"train": "train.txt", "test": "test.txt"})
+    image_dir: str = "images"
+    val_fraction: float = 0.1
+    description: str = "URL lists with lines 'URL LABEL'"
+
+    def required(self, root: Path) -> list[Path]:
+        return [root / f for f in self.files.values()]
+
+    def watched(self, root: Path) -> list[Path]:
+        images = root / self.image_dir
+        return [*self.required(root), *([images] if images.is_dir() else [])]
+
+    def urls(self, root: Path, taxonomy: Taxonomy) -> dict[str, list[tuple[str, int]]]:
+        """``(url, label)`` per split, in list order."""
+        resolve = resolver(taxonomy)
+        out: dict[str, list[tuple[str, int]]] = {}
+        for split, name in self.files.items():
+            rows = []
+            with open(root / name, encoding="utf-8") as handle:
+                for n, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        url, label = line.rsplit(maxsplit=1)
+                        rows.append((url.strip(), resolve(label)))
+                    except ValueError as err:
+                        raise ValueError(f"{root / name}:{n}: cannot parse {line!r} as 'URL LABEL' ({err})") from None
+            out[split] = rows
+        return out
+
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
+        prefix = self.image_dir + "/"
+        splits = {split: [(prefix + url_file_name(url), label) for url, label in rows]
+                  for split, rows in self.urls(root, taxonomy).items()}
+        return carve_val(splits, self.val_fraction, seed)
+
+
+@dataclass(frozen=True)
+class VoteTable(Layout):
+    """Images in ``image_dir`` with a CSV of per-image worker votes (Twitter I's ``amt_result.csv``).
+
+    The label is the majority of the positive/negative votes; ``agree`` (protocol) keeps the
+    images on which at least that many workers agree (5, 4 or 3 of 5). The split is k-fold
+    cross-validation (``fold``, protocol), stratified and seeded. Columns are found by name
+    (a header cell containing ``pos`` / ``neg``); otherwise (no header, or other names) the file
+    is read as ``image, total, positive, negative`` (four columns) or ``image, positive, negative``.
+    """
+
+    lists_files: ClassVar[bool] = True
+    csv_file: str = "amt_result.csv"
+    image_dir: str = "images"
+    folds: int = 5
+    val_fraction: float = 0.1
+    positive: str = "positive"
+    negative: str = "negative"
+    description: str = "a vote table votes.csv (image, positive and negative votes) and images/"
+
+    def required(self, root: Path) -> list[Path]:
+        return [root / self.image_dir, root / self.csv_file]
+
+    def watched(self, root: Path) -> list[Path]:
+        return self.required(root)
+
+    def votes(self, root: Path) -> list[tuple[str, int, int]]:
+        """``(image file, positive votes, negative votes)`` per row."""
+        with open(root / self.csv_file, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+        if not rows:
+            return []
+        header = [cell.strip().lower() for cell in rows[0]]
+        pos = next((i for i, c in enumerate(header) if "pos" in c), None)
+        neg = next((i for i, c in enumerate(header) if "neg" in c), None)
+        if not any(cell.isdigit() for cell in header[1:]):  # a header row
+            rows = rows[1:]
+        if pos is None or neg is None:  # unnamed columns: image, [total,] positive, negative
+            pos, neg = (2, 3) if len(header) >= 4 else (1, 2)
+        out = []
+        for row in rows:
+            name = os.path.basename(row[0].strip().replace("\\", "/"))
+            out.append((name, int(float(row[pos])), int(float(row[neg]))))
+        return out
+
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
+        agree = int(protocol.get("agree", 3))
+        resolve = resolver(taxonomy)
+        positive, negative = resolve(self.positive), resolve(self.negative)
+        samples = [(f"{self.image_dir}/{name}", positive if p > n else negative)
+                   for name, p, n in self.votes(root) if max(p, n) >= agree and p != n]
+        return fold_splits(samples, self.folds, int(protocol.get("fold", 0)), seed, self.val_fraction)
+
+
+@dataclass(frozen=True)
+class JSONSplits(Layout):
+    """JSON split files listing ``[label, id, image_path, annotation_path]`` entries (EmoSet).
+
+    The label is a class name; paths are relative to the root. Entries without an id
+    (``[label, image_path, annotation_path]``) are read too.
+    """
+
+    lists_files: ClassVar[bool] = True
+    files: Mapping[str, str] = field(default_factory=lambda: {"train": "train.json", "val": "val.json", "test": "test.json"})
+    val_fraction: float = 0.1
+    description: str = "JSON split files train.json / val.json / test.json with [label, id, image, annotation] entries"
+
+    def required(self, root: Path) -> list[Path]:
+        return [root / self.files["train"], root / self.files["test"]]
+
+    def watched(self, root: Path) -> list[Path]:
+        return [root / f for f in self.files.values() if (root / f).exists()]
+
+    def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
+        resolve = resolver(taxonomy)
+        splits: Splits = {}
+        for split, name in self.files.items():
+            if not (root / name).exists():
+                continue
+            entries = json.loads((root / name).read_text())
+            splits[split] = [(entry[2] if len(entry) >= 4 else entry[1], resolve(str(entry[0]))) for entry in entries]
         return carve_val(splits, self.val_fraction, seed)

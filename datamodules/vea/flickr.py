@@ -1,0 +1,33 @@
+"""Flickr (Katsurai & Satoh, ICASSP 2016): ≈60K crawled images, binary sentiment.
+
+Release layout after crawling: ``{positive,negative}/<file>.jpg`` (or the generic split-file
+form). No official split: the customary stratified, seeded 80/5/15 split is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datamodules.vea.base import VEADataModule
+from datamodules.vea.layouts import ClassFolders, SplitFiles
+
+
+class Flickr(VEADataModule):
+    """Flickr sentiment: negative / positive, seeded 80/5/15."""
+
+    benchmark = "Flickr"
+    taxonomy_name = "sentiment"
+    layouts = (
+        ClassFolders(subdir="", description="the crawled Flickr release: {positive,negative}/<file>.jpg"),
+        SplitFiles(),
+    )
+
+    def __init__(self, root: str = "data/Flickr", **kwargs: Any) -> None:
+        super().__init__(root=root, **kwargs)
+
+    @classmethod
+    def write_sample(cls, root: str | Path) -> dict[str, Any]:
+        from datamodules.synthetic import make_sentiment_sample
+
+        return {"root": str(make_sentiment_sample(root, counts={"positive": 20, "negative": 20})), "image_size": 64}

@@ -1,0 +1,103 @@
+"""Twitter I (You et al., AAAI 2015) and Twitter II (Borth et al., SentiBank): binary sentiment.
+
+Twitter I: 1,269 images in ``Agg_AMT_Candidates/`` and ``amt_result.csv`` with, per image, the
+counts of positive and negative votes of five AMT workers. ``agree`` picks the customary subset:
+images on which all five (≈882), at least four (≈1,116) or at least three (all 1,269) agree.
+Twitter II: 603 images in ``{positive,negative}/``, or already split into
+``{train,test}/{positive,negative}/``. Both use 5-fold cross-validation when not pre-split
+(``fold`` 0–4 is the test fold; validation is carved from the other four), stratified and seeded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datamodules.vea.base import VEADataModule
+from datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders, VoteTable
+
+N_FOLDS = 5
+
+
+class TwitterI(VEADataModule):
+    """Twitter I: sentiment from five AMT votes, 5-fold cross-validation on an agreement subset.
+
+    Args:
+        agree: 5, 4 or 3 — the least number of the five workers who agree on an image's sentiment.
+        fold: the test fold, 0..4.
+        **kwargs: see ``VEADataModule``.
+    """
+
+    benchmark = "TwitterI"
+    taxonomy_name = "sentiment"
+    layouts = (
+        VoteTable(csv_file="amt_result.csv", image_dir="Agg_AMT_Candidates", folds=N_FOLDS,
+                  description="the Twitter I release: Agg_AMT_Candidates/<file>.jpg and amt_result.csv "
+                              "(image, positive and negative vote counts)"),
+        SplitFiles(),
+    )
+
+    def __init__(self, root: str = "data/TwitterI", agree: int = 5, fold: int = 0, **kwargs: Any) -> None:
+        if agree not in (3, 4, 5):
+            raise ValueError(f"agree must be 5, 4 or 3 (workers out of five), got {agree}")
+        if not 0 <= fold < N_FOLDS:
+            raise ValueError(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
+        super().__init__(root=root, **kwargs)
+        self.agree = agree
+        self.fold = fold
+
+    def protocol(self) -> dict[str, Any]:
+        return {"agree": self.agree, "fold": self.fold}
+
+    @classmethod
+    def write_sample(cls, root: str | Path) -> dict[str, Any]:
+        """30 images with 5/0, 4/1 and 3/2 vote splits each way, in the release's CSV form."""
+        import numpy as np
+
+        from datamodules.synthetic import class_image
+
+        root = Path(root)
+        (root / "Agg_AMT_Candidates").mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        rows = ["image,total_votes,positive_votes,negative_votes"]
+        votes = [(5, 0), (4, 1), (3, 2), (0, 5), (1, 4), (2, 3)]
+        for i in range(30):
+            pos, neg = votes[i % len(votes)]
+            name = f"{1000 + i}.jpg"
+            class_image(int(pos > neg), rng, 48, n_classes=2, positive=pos > neg).save(root / "Agg_AMT_Candidates" / name)
+            rows.append(f"{name},5,{pos},{neg}")
+        (root / "amt_result.csv").write_text("\n".join(rows) + "\n")
+        return {"root": str(root), "agree": 3, "image_size": 64}
+
+
+class TwitterII(VEADataModule):
+    """Twitter II: ``{positive,negative}/`` with 5-fold cross-validation, or pre-split folders.
+
+    Args:
+        fold: the test fold, 0..4 (ignored when the release is already split).
+        **kwargs: see ``VEADataModule``.
+    """
+
+    benchmark = "TwitterII"
+    taxonomy_name = "sentiment"
+    layouts = (
+        SplitFolders(description="pre-split folders {train,test}/{positive,negative}/<file>.jpg"),
+        ClassFolders(subdir="", folds=N_FOLDS,
+                     description="the Twitter II release: {positive,negative}/<file>.jpg (5-fold cross-validation)"),
+        SplitFiles(),
+    )
+
+    def __init__(self, root: str = "data/TwitterII", fold: int = 0, **kwargs: Any) -> None:
+        if not 0 <= fold < N_FOLDS:
+            raise ValueError(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
+        super().__init__(root=root, **kwargs)
+        self.fold = fold
+
+    def protocol(self) -> dict[str, Any]:
+        return {"fold": self.fold}
+
+    @classmethod
+    def write_sample(cls, root: str | Path) -> dict[str, Any]:
+        from datamodules.synthetic import make_sentiment_sample
+
+        return {"root": str(make_sentiment_sample(root, counts={"positive": 16, "negative": 8})), "image_size": 64}

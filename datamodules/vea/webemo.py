@@ -1,0 +1,85 @@
+"""WEBEmo (Panda et al., ECCV 2018): ≈268K stock images, Parrott's hierarchy 2 → 7 → 25.
+
+The release is two lists, ``train25.txt`` and ``test25.txt``, of ``URL LABEL`` lines (label 0–24 in
+the official order of ``hierarchy.WEBEMO_LEAVES``). ``prepare_data`` fetches the images into
+``images/<sha1-of-url>.<ext>`` (``datamodules/vea/download.py``); dead links are counted, listed in
+``download_report.tsv`` (beside the lists, so the watched ``images/`` folder stays unchanged) and
+left out of the splits. Validation is carved from train, stratified and seeded (PAPERS.md §1 uses the official train/test split).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datamodules.hierarchy import Taxonomy
+from datamodules.vea.base import VEADataModule
+from datamodules.vea.download import FetchReport, fetch_images
+from datamodules.vea.layouts import SplitFiles, URLLists, url_file_name
+
+REPORT = "download_report.tsv"
+
+
+class WEBEmo(VEADataModule):
+    """WEBEmo at three levels: sentiment (2) → secondary emotion (7) → tertiary emotion (25).
+
+    Args:
+        download: fetch the images that are not on disk yet in ``prepare_data``.
+        download_workers: concurrent downloads.
+        download_timeout: seconds before a silent server fails a URL.
+        retry_dead: also retry the URLs an earlier run found dead (HTTP 4xx).
+        **kwargs: see ``VEADataModule``.
+    """
+
+    benchmark = "WEBEmo"
+    taxonomy_name = "webemo"
+    layouts = (
+        URLLists(files={"train": "train25.txt", "test": "test25.txt"}, image_dir="images",
+                 description="the WEBEmo release: train25.txt and test25.txt with lines 'URL LABEL' "
+                             "(images fetched into images/ by prepare_data)"),
+        SplitFiles(),
+    )
+
+    def __init__(self, root: str = "data/WEBEmo", download: bool = True, download_workers: int = 32,
+                 download_timeout: float = 15.0, retry_dead: bool = False, **kwargs: Any) -> None:
+        super().__init__(root=root, **kwargs)
+        self.download = download
+        self.download_workers = download_workers
+        self.download_timeout = download_timeout
+        self.retry_dead = retry_dead
+
+    def prepare_data(self) -> None:
+        if self.download:
+            self.fetch()
+
+    def fetch(self, progress: bool = True) -> FetchReport | None:
+        """Download every listed image that is not on disk yet; ``None`` for the split-file layout."""
+        layout = self.find_layout()
+        if not isinstance(layout, URLLists):
+            return None
+        images = self.root / layout.image_dir
+        items = [(url, images / url_file_name(url))
+                 for rows in layout.urls(self.root, self.taxonomy).values() for url, _ in rows]
+        return fetch_images(items, self.root / REPORT, workers=self.download_workers, timeout=self.download_timeout,
+                            retry_dead=self.retry_dead, progress=progress)
+
+    @classmethod
+    def write_sample(cls, root: str | Path) -> dict[str, Any]:
+        """Both lists with ``http://127.0.0.1:9/...`` URLs (never fetched: every image is already there)."""
+        import numpy as np
+
+        from datamodules.synthetic import class_image
+
+        root = Path(root)
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        n = len(Taxonomy.from_spec(cls.taxonomy_name).leaves)
+        for split, per_class in (("train25.txt", 6), ("test25.txt", 1)):
+            lines = []
+            for label in range(n):
+                for i in range(per_class):
+                    url = f"http://127.0.0.1:9/webemo/{split[:-6]}/{label:02d}_{i}.jpg"
+                    class_image(label, rng, 48, n_classes=n).save(root / "images" / url_file_name(url))
+                    lines.append(f"{url} {label}")
+            (root / split).write_text("\n".join(lines) + "\n")
+        return {"root": str(root), "download": False, "image_size": 64}

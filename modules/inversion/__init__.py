@@ -10,6 +10,12 @@
 - ``grids``: the PNG grids written to the run folder and W&B.
 """
 
-from modules.inversion.module import FeatureMapInversion, InversionModule, RandomReallocation, StyleTransfer, Term
+from modules.inversion.module import (
+    FeatureMapInversion,
+    InversionModule,
+    RandomReallocation,
+    StyleTransfer,
+    Term,
+)
 
 __all__ = ["FeatureMapInversion", "InversionModule", "RandomReallocation", "StyleTransfer", "Term"]

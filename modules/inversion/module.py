@@ -77,7 +77,8 @@ class InversionModule(LightningModule):
         tv_weight, tv_beta, alpha_weight, alpha: optional priors in the loss (Mahendran & Vedaldi),
             off by default as in the original.
         denoise_weight: Chambolle TV weight of the post-processing (0.2; 0 disables).
-        seed: seeds the start noise and random reallocations, independently of the global RNG.
+        seed: seeds the start noise, the random reallocations and a trunk's random weights
+            (``pretrained=False``), independently of the global RNG.
         truncate: run the trunk only up to the deepest target layer.
     """
 
@@ -114,7 +115,9 @@ class InversionModule(LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.strict_loading = False     # checkpoints leave out the frozen trunk (on_save_checkpoint)
-        self.trunk = FeatureTrunk(network, pretrained, pooling, feature_scale)
+        with torch.random.fork_rng():        # random (not pretrained) weights are a function of the seed too
+            torch.manual_seed(seed)
+            self.trunk = FeatureTrunk(network, pretrained, pooling, feature_scale)
         self.trunk.check(self.content_layers() + self.style_layers())
         generator = torch.Generator().manual_seed(seed)
         noise = (torch.rand(1, 3, image_size, image_size, generator=generator) * 2 - 1) * init_noise
@@ -192,7 +195,9 @@ class InversionModule(LightningModule):
             if g.index.numel() != f.shape[0] or not torch.equal(g.index, everyone):
                 f = f[g.index]                                                     # n×C×H×W
             residual = codes.STATISTICS[g.statistic](f) - g.target               # n×…
-            losses = losses.index_add(0, g.index, 0.5 * g.weight * residual.pow(2).flatten(1).sum(1))
+            per_image = 0.5 * g.weight * residual.pow(2).flatten(1).sum(1)           # n
+            # indices within a group are unique: a plain (deterministic) scatter, no atomic adds on GPU
+            losses = losses + losses.new_zeros(losses.shape).index_put((g.index,), per_image)
         if self.hparams.tv_weight:
             losses = losses + self.hparams.tv_weight * tv_prior(images, self.hparams.tv_beta)
         if self.hparams.alpha_weight:

@@ -83,18 +83,42 @@ def vgg_layers(features: nn.Sequential, pooling: str = "avg") -> OrderedDict[str
     return layers
 
 
+def _vgg_init(features: nn.Sequential) -> nn.Sequential:
+    """torchvision's VGG initialisation of the convolutional layers."""
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return features
+
+
 def tiny_vgg(widths: Sequence[Sequence[int]] = TINY_VGG) -> nn.Sequential:
     """A small VGG-style trunk (3×3 convolutions, ReLU, 2×2 pools) with torchvision's VGG init."""
     modules, in_channels = [], 3
     for block in widths:
         for out_channels in block:
-            conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
-            modules += [conv, nn.ReLU(inplace=True)]
+            modules += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True)]
             in_channels = out_channels
         modules.append(nn.MaxPool2d(2, 2))
-    return nn.Sequential(*modules)
+    return _vgg_init(nn.Sequential(*modules))
+
+
+def random_vgg_features(network: str) -> nn.Sequential:
+    """The ``features`` trunk of a torchvision VGG with random weights, without building its classifier.
+
+    The classifier (≈120M parameters for VGG-19) is never used by an inversion; initialising it
+    would cost seconds on a CPU for nothing.
+    """
+    from torchvision.models.vgg import cfgs, make_layers
+
+    configs = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+    base = network.removesuffix("_bn")
+    if base not in configs:
+        raise ValueError(f"unknown VGG {network!r}; known: {', '.join(configs)} (and their _bn variants)")
+    return _vgg_init(make_layers(cfgs[configs[base]], batch_norm=network.endswith("_bn")))
 
 
 class FeatureTrunk(nn.Module):
@@ -125,6 +149,8 @@ class FeatureTrunk(nn.Module):
             if pretrained:
                 raise ValueError("tiny_vgg has no pretrained weights; pass pretrained=False")
             self.sequential = nn.Sequential(vgg_layers(tiny_vgg(), pooling))
+        elif network.startswith("vgg") and not pretrained:
+            self.sequential = nn.Sequential(vgg_layers(random_vgg_features(network), pooling))
         else:
             model = get_model(network, weights=load_weights(network) if pretrained else None)
             if network.startswith("vgg"):

@@ -258,6 +258,9 @@ class InversionModule(LightningModule):
         self.log("train/running", (self.stopped_at == 0).sum().float())
         return losses.sum()
 
+    def on_train_start(self) -> None:
+        self.iteration = self.global_step           # a resumed run goes on counting
+
     def on_train_end(self) -> None:
         self.write_outputs()
 

@@ -182,13 +182,6 @@ class FeatureTrunk(nn.Module):
     def depth(self, layer: str) -> int:
         return self.layer_names.index(layer)
 
-    def channels(self, layer: str, size: int = 64) -> int:
-        """C_l of ``layer`` (found by a forward of a ``1×3×size×size`` probe)."""
-        param = next(self.parameters())
-        probe = torch.zeros(1, 3, size, size, dtype=param.dtype, device=param.device)
-        with torch.no_grad():
-            return self(probe, [layer])[layer].shape[1]
-
     def forward(self, x: torch.Tensor, layers: Sequence[str], truncate: bool = True) -> dict[str, torch.Tensor]:
         wanted = set(layers)
         x = self.preprocess(x)

@@ -88,6 +88,11 @@ def energy(code: torch.Tensor) -> torch.Tensor:
     return code.mean(dim=(-2, -1))
 
 
+def purposeful(style_code: torch.Tensor) -> torch.Tensor:
+    """Target of purposeful reallocation: the style code's energy vector (matched instead of its Gram matrix)."""
+    return energy(style_code)
+
+
 def gram(code: torch.Tensor) -> torch.Tensor:
     """Gram matrix of channel correlations divided by P. ``…×C×H×W`` → ``…×C×C``."""
     flat = code.flatten(-2)                                       # …×C×P

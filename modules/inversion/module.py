@@ -422,7 +422,7 @@ class StyleTransfer(InversionModule):
         for image, statistic in enumerate(("energy", "gram")):
             out.append(Term(image, self.content_layer, "code", target, self.content_weight))
             for layer in self.style_layer_names:
-                s = codes.STATISTICS[statistic](style[layer])
+                s = codes.purposeful(style[layer]) if statistic == "energy" else codes.gram(style[layer])
                 out.append(Term(image, layer, statistic, s,
                                 self.style_weight * units / float(s.pow(2).sum().clamp_min(1e-12))))
         return out

@@ -19,7 +19,7 @@ def save_grid(rows: list[list[Cell]], path: str | Path, row_labels: list[str] | 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.8 * n_cols + 0.6, 1.9 * n_rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.8 * n_cols + 0.6, 2.1 * n_rows + 0.5), squeeze=False)
     blank = None
     for r, row in enumerate(rows):
         for c in range(n_cols):

@@ -400,7 +400,7 @@ class StyleTransfer(InversionModule):
     grid_name = "style"
 
     def __init__(self, content_layer: str = "relu2_2", style_layers: Sequence[str] = STYLE_LAYERS,
-                 content_weight: float = 1.0, style_weight: float = 100.0, **kwargs: Any) -> None:
+                 content_weight: float = 1.0, style_weight: float = 10.0, **kwargs: Any) -> None:
         self.content_layer, self.style_layer_names = content_layer, list(style_layers)
         self.content_weight, self.style_weight = content_weight, style_weight
         super().__init__(**kwargs)

@@ -125,7 +125,8 @@ class FeatureTrunk(nn.Module):
     """A frozen CNN trunk that returns the codes of named layers, run only as deep as needed.
 
     ``forward(x, layers)`` takes ``B×3×H×W`` images in the original's space (0–255 minus the mean)
-    and returns ``{layer: B×C_l×H_l×W_l}`` scaled by ``feature_scale``. With ``truncate`` (the
+    and returns ``{layer: B×C_l×H_l×W_l}`` scaled by ``feature_scale``. For torchvision CNNs other
+than VGG a layer is a ``torch.fx`` node name (``layer2.1.relu_1``) or a module name (``layer2``). With ``truncate`` (the
     default) the network stops at the deepest requested layer; ``truncate=False`` runs the whole
     trunk, as a full forward would (the speed baseline in ``benchmarks/inversion.py``).
 
@@ -145,6 +146,7 @@ class FeatureTrunk(nn.Module):
         self.preprocess = CaffeToTorchvision()
         self.sequential: nn.Sequential | None = None
         self._extractors: dict[tuple[str, ...], nn.Module] = {}
+        self._names: list[str] = []
         if network == "tiny_vgg":
             if pretrained:
                 raise ValueError("tiny_vgg has no pretrained weights; pass pretrained=False")
@@ -169,18 +171,28 @@ class FeatureTrunk(nn.Module):
         """Addressable layers in forward order."""
         if self.sequential is not None:
             return [name for name, _ in self.sequential.named_children()]
-        return [n for n in get_graph_node_names(self.model)[1] if n not in ("x",)]
+        if not self._names:                     # tracing the graph takes a while: once
+            self._names = [n for n in get_graph_node_names(self.model)[1] if n != "x"]
+        return self._names
 
     def check(self, layers: Sequence[str]) -> None:
         """One error naming the unknown layers and a few valid names."""
-        names = self.layer_names
-        unknown = [layer for layer in layers if layer not in names]
+        unknown = [layer for layer in layers if self._nodes(layer) == []]
         if unknown:
+            names = self.layer_names
             raise ValueError(f"unknown layer(s) {unknown} for {self.network}; valid names include "
                              f"{', '.join(names[:12])}{' …' if len(names) > 12 else ''} (all: {len(names)})")
 
+    def _nodes(self, layer: str) -> list[int]:
+        """Positions of the nodes that ``layer`` names: itself, or every node inside a module of that name."""
+        return [i for i, name in enumerate(self.layer_names) if name == layer or name.startswith(layer + ".")]
+
     def depth(self, layer: str) -> int:
-        return self.layer_names.index(layer)
+        """Position of ``layer``'s output in forward order (a module's output is its last node)."""
+        nodes = self._nodes(layer)
+        if not nodes:
+            self.check([layer])
+        return nodes[-1]
 
     def forward(self, x: torch.Tensor, layers: Sequence[str], truncate: bool = True) -> dict[str, torch.Tensor]:
         wanted = set(layers)

@@ -108,8 +108,11 @@ def test_vgg19_trunk_has_caffe_names_average_pools_and_stops_at_the_deepest_laye
 
 def test_any_torchvision_cnn_is_addressed_by_node_name():
     trunk = FeatureTrunk("resnet18", pretrained=False)
-    out = trunk(torch.zeros(1, 3, 32, 32), ["layer2.1.relu_1"])
-    assert out["layer2.1.relu_1"].shape == (1, 128, 4, 4)
+    out = trunk(torch.zeros(1, 3, 32, 32), ["layer1.0.relu", "layer2"])
+    assert out["layer1.0.relu"].shape == (1, 64, 8, 8) and out["layer2"].shape == (1, 128, 4, 4)
+    assert trunk.depth("layer1.0.relu") < trunk.depth("layer2")
+    with pytest.raises(ValueError, match="unknown layer"):
+        trunk.check(["layer9"])
 
 
 # -- the optimisation -------------------------------------------------------------------------------------

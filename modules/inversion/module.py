@@ -125,6 +125,7 @@ class InversionModule(LightningModule):
         self.register_buffer("stopped_at", torch.zeros(self.num_images, dtype=torch.long))  # 0: still running
         self.iteration = 0
         self._groups: list[_Group] | None = None
+        self._last_losses: torch.Tensor | None = None            # B, for logging
         self._layers: list[str] = []
         self._shown: dict[str, torch.Tensor] = {}
 
@@ -184,20 +185,38 @@ class InversionModule(LightningModule):
                        torch.tensor([t.weight for t in ts], device=device, dtype=dtype))
                 for (layer, statistic), ts in keys.items()]
 
-    def image_losses(self, images: torch.Tensor) -> torch.Tensor:
-        """Each image's loss. ``B×3×S×S`` → ``B``; image b's loss depends on image b alone."""
+    def image_losses(self, images: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """Each image's loss. ``B×3×S×S`` → ``B``; image b's loss depends on image b alone.
+
+        ``active`` (``B`` bool) leaves converged images out of the forward pass: their loss is 0 and
+        they cost nothing, which changes no other image's loss or gradient.
+        """
         assert self._groups is not None, "targets are computed at the first training step (prepare)"
+        if active is not None and not bool(active.all()):
+            position = torch.cumsum(active.long(), 0) - 1                      # B: index in the sub-batch
+            kept = self._losses(images[active], position, active)             # n_active
+            return images.new_zeros(images.shape[0]).index_put((active.nonzero()[:, 0],), kept)
+        return self._losses(images)
+
+    def _losses(self, images: torch.Tensor, position: torch.Tensor | None = None,
+                active: torch.Tensor | None = None) -> torch.Tensor:
         features = self.trunk(images, self._layers, truncate=self.hparams.truncate)
         losses = images.new_zeros(images.shape[0])
         everyone = torch.arange(images.shape[0], device=images.device)
         for g in self._groups:
+            index, target, weight = g.index, g.target, g.weight
+            if active is not None:                                              # this group's active images
+                keep = active[index]
+                if not bool(keep.any()):
+                    continue
+                index, target, weight = position[index[keep]], target[keep], weight[keep]
             f = features[g.layer]                                                  # B×C×H×W
-            if g.index.numel() != f.shape[0] or not torch.equal(g.index, everyone):
-                f = f[g.index]                                                     # n×C×H×W
-            residual = codes.STATISTICS[g.statistic](f) - g.target               # n×…
-            per_image = 0.5 * g.weight * residual.pow(2).flatten(1).sum(1)           # n
+            if index.numel() != f.shape[0] or not torch.equal(index, everyone):
+                f = f[index]                                                       # n×C×H×W
+            residual = codes.STATISTICS[g.statistic](f) - target                 # n×…
+            per_image = 0.5 * weight * residual.pow(2).flatten(1).sum(1)             # n
             # indices within a group are unique: a plain (deterministic) scatter, no atomic adds on GPU
-            losses = losses + losses.new_zeros(losses.shape).index_put((g.index,), per_image)
+            losses = losses + losses.new_zeros(losses.shape).index_put((index,), per_image)
         if self.hparams.tv_weight:
             losses = losses + self.hparams.tv_weight * tv_prior(images, self.hparams.tv_beta)
         if self.hparams.alpha_weight:
@@ -228,7 +247,7 @@ class InversionModule(LightningModule):
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            losses = self.image_losses(self.image)
+            losses = self.image_losses(self.image, running if self.per_image else None)
             loss = losses.sum()                       # a sum: each image gets only its own gradient
             self.manual_backward(loss)
             if self.hparams.optimizer == "sgd" and self.hparams.clip:
@@ -253,7 +272,10 @@ class InversionModule(LightningModule):
                     self.stopped_at[self.stopped_at == 0] = self.iteration
         if done:
             self.trainer.should_stop = True
-        losses = last["losses"]
+        # converged images left the forward pass: they count with the loss of their last computed step
+        self._last_losses = torch.where(running, last["losses"], self._last_losses) \
+            if self._last_losses is not None else last["losses"]
+        losses = self._last_losses
         self.log("train/loss", losses.sum(), prog_bar=True)
         self.log("train/running", (self.stopped_at == 0).sum().float())
         return losses.sum()

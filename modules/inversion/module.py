@@ -70,8 +70,8 @@ class InversionModule(LightningModule):
         lr, momentum, weight_decay, clip, lr_step, lr_gamma: SGD lr 0.1, momentum 0.9, weight decay
             5e-4 on the image, gradients clipped element-wise to ±10, lr × 0.9 every 10 steps.
         stop_eps: stop when ‖x_t − x_{t−1}‖ / ‖x_t‖ < stop_eps (0.005).
-        stop_per_image: apply the stop rule to each image (a converged image is frozen while the
-            rest go on; the run ends when all have stopped), which makes a batched inversion equal
+        stop_per_image: apply the stop rule to each image (a converged image is frozen and leaves the
+            forward pass while the rest go on; the run ends when all have stopped), which makes a batched inversion equal
             to separate ones; otherwise to the whole batch (one norm over all images).
         init_noise: start at uniform ±init_noise around the mean (the same noise for every image).
         tv_weight, tv_beta, alpha_weight, alpha: optional priors in the loss (Mahendran & Vedaldi),

@@ -1,0 +1,421 @@
+"""AD-VAE's two training stages as LightningModules (PAPERS.md §3).
+
+Stage 1 (``ADVAEStage1``) learns an attribute-disentangled VAE on photos: q(z|x) with
+z = (z_content, z_style), p(x|z, a), and a latent adversary that predicts a from z and that the
+encoder learns to fool (Fader networks), so that the attributes are carried by a alone. Three
+optimisers take turns in each step (manual optimisation): the adversary, the VAE, and a photo
+attribute classifier used only to measure attribute control on generated images.
+
+Stage 2 (``ADVAEStage2``) learns a drawing encoder r(z_content|d) matched to the frozen stage-1
+encoder's posterior, and synthesises ``decoder(z_content(drawing), z_style, a_chosen)`` with z_style
+from the prior (one drawing, many photos) or from a style photo (style transfer).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchvision.utils import save_image
+
+from modules.advae.media import HAIR_GROUP, control_hits, log_grid, sweep_columns, with_attribute
+from modules.advae.networks import AttributeAdversary, AttributeClassifier, AttributeDecoder, ConvEncoder, Gaussian
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin", "Rosy_Cheeks", "Male",
+                      "Young"]
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """−log p(x|z, a) summed over pixels, averaged over the batch (``B×C×S×S`` → scalar).
+
+    ``bce``: Bernoulli likelihood of intensities in [0, 1]; ``mse``: Gaussian with unit variance (½‖x−x̂‖²).
+    """
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    elif kind == "mse":
+        per_pixel = 0.5 * (torch.sigmoid(logits) - target).pow(2)
+    else:
+        raise ValueError(f"reconstruction must be 'bce' or 'mse', not {kind!r}")
+    return per_pixel.flatten(1).sum(1).mean()
+
+
+def _ramp(step: int, warmup: int) -> float:
+    """Linear warm-up factor 0 → 1 over ``warmup`` steps (1 when warmup ≤ 0)."""
+    return 1.0 if warmup <= 0 else min(1.0, step / warmup)
+
+
+class ADVAEStage1(L.LightningModule):
+    """Stage 1: the attribute-disentangled VAE on photos (PAPERS.md §3).
+
+    Loss of the VAE: ``reconstruction + β·KL + λ_adv·adversarial``, where the adversarial term is the
+    adversary's cross-entropy against the *flipped* attributes (Fader networks): the encoder is
+    rewarded for a z from which the attributes cannot be read. β and λ_adv warm up linearly.
+
+    Args:
+        attributes: the K attribute names (linked from the DataModule).
+        image_size: side of the images (linked from the DataModule).
+        content_dim: dimensions of z_content (the face, what the drawing shows).
+        style_dim: dimensions of z_style (background and illumination).
+        width: channels of the first encoder block / last decoder block.
+        reconstruction: ``bce`` or ``mse`` likelihood.
+        beta: weight of KL(q(z|x) ‖ N(0, I)).
+        kl_warmup_steps: steps over which β rises from 0.
+        lambda_adv: weight of the adversarial term.
+        adv_warmup_steps: steps over which λ_adv rises from 0.
+        lr: Adam learning rate of the VAE.
+        adv_lr: Adam learning rate of the adversary.
+        clf_lr: Adam learning rate of the evaluation classifier.
+        control_batches: validation batches on which attribute control is measured.
+        media_samples: images shown in the validation grids.
+    """
+
+    def __init__(self, attributes: list[str] | None = None, image_size: int = 64, content_dim: int = 32,
+                 style_dim: int = 16, width: int = 32, reconstruction: str = "bce", beta: float = 1.0,
+                 kl_warmup_steps: int = 1000, lambda_adv: float = 1.0, adv_warmup_steps: int = 1000,
+                 lr: float = 1e-3, adv_lr: float = 1e-3, clf_lr: float = 1e-3, control_batches: int = 4,
+                 media_samples: int = 8) -> None:
+        super().__init__()
+        attributes = list(attributes or DEFAULT_ATTRIBUTES)
+        self.save_hyperparameters()
+        self.hparams.attributes = attributes
+        self.automatic_optimization = False
+        self.attributes, self.image_size = attributes, image_size
+        k = len(attributes)
+        self.encoder = ConvEncoder(3, image_size, width, content_dim, style_dim)
+        self.decoder = AttributeDecoder(content_dim + style_dim, k, image_size, width)
+        self.adversary = AttributeAdversary(content_dim + style_dim, k)
+        self.classifier = AttributeClassifier(k, image_size)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.val_control = MeanMetric()
+        self.val_clf_acc = MeanMetric()
+        self.val_adv_acc = MeanMetric()
+        self._media: dict[str, torch.Tensor] | None = None
+
+    # -- the model ---------------------------------------------------------------------------------
+    def encode(self, photos: torch.Tensor) -> tuple[Gaussian, Gaussian]:
+        """``B×3×S×S`` → posteriors over z_content and z_style."""
+        content, style = self.encoder(photos)
+        assert style is not None
+        return content, style
+
+    def decode(self, z: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+        """``B×D`` z and ``B×K`` attributes → ``B×3×S×S`` image in [0, 1]."""
+        return torch.sigmoid(self.decoder(z, attributes))
+
+    def reconstruct(self, photos: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+        """Mean reconstruction (posterior means) with the given attributes: ``B×3×S×S`` in [0, 1]."""
+        content, style = self.encode(photos)
+        return self.decode(torch.cat([content.mu, style.mu], 1), attributes)
+
+    # -- training ----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        vae = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        return (torch.optim.Adam(vae, lr=self.hparams.lr, betas=(0.5, 0.999)),
+                torch.optim.Adam(self.adversary.parameters(), lr=self.hparams.adv_lr, betas=(0.5, 0.999)),
+                torch.optim.Adam(self.classifier.parameters(), lr=self.hparams.clf_lr))
+
+    def losses(self, photos: torch.Tensor, attributes: torch.Tensor, step: int | None = None) -> dict[str, torch.Tensor]:
+        """The VAE's loss terms on a batch (weights at ``step``; the full weights when ``None``)."""
+        content, style = self.encode(photos)
+        z = torch.cat([content.sample(), style.sample()], 1)  # B×(Dc+Ds)
+        recon = reconstruction_loss(self.decoder(z, attributes), photos, self.hparams.reconstruction)
+        kl = (content.kl_to_prior() + style.kl_to_prior()).mean()
+        # Fader: the encoder wants the adversary to read the flipped attributes from z.
+        fool = F.binary_cross_entropy_with_logits(self.adversary(z), 1 - attributes, reduction="sum") / len(z)
+        beta = self.hparams.beta * (1.0 if step is None else _ramp(step, self.hparams.kl_warmup_steps))
+        lam = self.hparams.lambda_adv * (1.0 if step is None else _ramp(step, self.hparams.adv_warmup_steps))
+        return {"loss": recon + beta * kl + lam * fool, "recon": recon, "kl": kl, "adv_fool": fool,
+                "beta": torch.tensor(beta), "lambda_adv": torch.tensor(lam), "z": z}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        photos, attributes = batch["image"], batch["attributes"]
+        if len(photos) == 0:
+            return None
+        opt_vae, opt_adv, opt_clf = self.optimizers()
+        step = int(self.steps)
+        # 1. The adversary learns to read the attributes from (detached) latents.
+        with torch.no_grad():
+            content, style = self.encode(photos)
+            z = torch.cat([content.sample(), style.sample()], 1)
+        adv_logits = self.adversary(z)
+        adv_loss = F.binary_cross_entropy_with_logits(adv_logits, attributes)
+        opt_adv.zero_grad()
+        self.manual_backward(adv_loss)
+        opt_adv.step()
+        # 2. The VAE reconstructs with a and fools the adversary.
+        terms = self.losses(photos, attributes, step)
+        opt_vae.zero_grad()
+        self.manual_backward(terms["loss"])
+        opt_vae.step()
+        # 3. The evaluation classifier learns the attributes from real photos only.
+        clf_loss = F.binary_cross_entropy_with_logits(self.classifier(photos), attributes)
+        opt_clf.zero_grad()
+        self.manual_backward(clf_loss)
+        opt_clf.step()
+        self.steps += 1
+        adv_acc = ((adv_logits > 0) == attributes.bool()).float().mean()
+        logs = {f"train/{k}": v.detach() for k, v in terms.items() if k != "z"}
+        logs.update({"train/adv_loss": adv_loss.detach(), "train/adv_acc": adv_acc, "train/clf_loss": clf_loss.detach()})
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=len(photos))
+
+    # -- validation --------------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        photos, attributes = batch["image"], batch["attributes"]
+        if len(photos) == 0:
+            return
+        terms = self.losses(photos, attributes)
+        content, style = self.encode(photos)
+        z = torch.cat([content.mu, style.mu], 1)
+        recon = self.decode(z, attributes)
+        n = len(photos)
+        self.log("val/loss", terms["recon"] + self.hparams.beta * terms["kl"], batch_size=n, sync_dist=True)
+        self.log("val/recon", terms["recon"], batch_size=n, sync_dist=True)
+        self.log("val/kl", terms["kl"], batch_size=n, sync_dist=True)
+        self.log("val/recon_mse", F.mse_loss(recon, photos), batch_size=n, sync_dist=True)
+        self.val_adv_acc.update(((self.adversary(terms["z"]) > 0) == attributes.bool()).float().mean(), n)
+        self.val_clf_acc.update(((self.classifier(photos) > 0) == attributes.bool()).float().mean(), n)
+        self.log("val/adv_acc", self.val_adv_acc, batch_size=n)
+        self.log("val/attr_clf_acc", self.val_clf_acc, batch_size=n)
+        if batch_idx < self.hparams.control_batches:
+            hits = control_hits(self.classifier, lambda a: self.decode(z, a), attributes, self.attributes)
+            self.val_control.update(hits.float().mean(), len(hits))
+            self.log("val/attr_control_acc", self.val_control, batch_size=n)
+        if batch_idx == 0:
+            keep = self.hparams.media_samples
+            self._media = {k: batch[k][:keep] for k in ("image", "attributes", "drawing") if k in batch}
+
+    def on_validation_epoch_end(self) -> None:
+        if self._media is None or self.trainer.sanity_checking:
+            return
+        photos, attributes = self._media["image"], self._media["attributes"]
+        content, style = self.encode(photos)
+        z = torch.cat([content.mu, style.mu], 1)
+        rows = [self._media["drawing"]] if "drawing" in self._media else []
+        log_grid(self, "val/reconstruction", rows + [photos, self.decode(z, attributes)],
+                 "rows: drawing, photo, reconstruction")
+        columns = sweep_columns(self.attributes)
+        log_grid(self, "val/attribute_sweep",
+                 [photos] + [self.decode(z, with_attribute(attributes, self.attributes, n, v)) for n, v in columns],
+                 "rows: photo, then " + ", ".join(f"{n}={int(v)}" for n, v in columns))
+        # Style transfer: row j keeps every image's content and attributes, with image j's style.
+        rows = [photos] + [self.decode(torch.cat([content.mu, style.mu[j].expand_as(style.mu)], 1), attributes)
+                           for j in range(min(4, len(photos)))]
+        log_grid(self, "val/style_transfer", rows, "rows: photo, then the style of photos 1..4")
+        self._media = None
+
+
+class ADVAEStage2(L.LightningModule):
+    """Stage 2: line drawing → z_content, and synthesis with chosen attributes and style (PAPERS.md §3).
+
+    The drawing encoder is trained to match the frozen stage-1 posterior: the loss is
+    KL(q(z_content|x) ‖ r(z_content|d)), plus optionally ``recon_weight`` × the photo's reconstruction
+    through the frozen decoder from (z_content(d), z_style(x), a).
+
+    Args:
+        stage1_checkpoint: path of a stage-1 checkpoint (``ADVAEStage1``). ``None`` trains against a
+            freshly initialised stage 1 with a warning (only useful to check that a config runs).
+        attributes: the K attribute names (linked from the DataModule; must match stage 1's).
+        image_size: side of the images (linked from the DataModule; must match stage 1's).
+        width: channels of the drawing encoder's first block.
+        lr: Adam learning rate.
+        recon_weight: weight of the reconstruction through the frozen decoder.
+        num_styles: z_style samples per drawing in the grids and in ``predict``.
+        predict_attributes: attribute settings for ``predict``, each a ``{name: 0|1}`` applied to an
+            all-zero vector; ``None`` gives one setting per hair colour.
+        predict_seed: seed of the sampled styles in ``predict`` (the same styles for every drawing).
+        control_batches: validation batches on which attribute control is measured.
+        media_samples: images shown in the validation grids.
+    """
+
+    def __init__(self, stage1_checkpoint: str | None = None, attributes: list[str] | None = None,
+                 image_size: int = 64, width: int = 32, lr: float = 1e-3, recon_weight: float = 0.0,
+                 num_styles: int = 3, predict_attributes: list[dict[str, float]] | None = None,
+                 predict_seed: int = 0, control_batches: int = 4, media_samples: int = 8) -> None:
+        super().__init__()
+        attributes = list(attributes or DEFAULT_ATTRIBUTES)
+        self.save_hyperparameters()
+        self.hparams.attributes = attributes
+        self.attributes, self.image_size = attributes, image_size
+        stage1 = self._load_stage1(stage1_checkpoint, attributes, image_size)
+        self.encoder, self.decoder, self.classifier = stage1.encoder, stage1.decoder, stage1.classifier
+        for net in (self.encoder, self.decoder, self.classifier):
+            net.requires_grad_(False).eval()
+        self.drawing_encoder = ConvEncoder(1, image_size, width, self.encoder.content_dim, style_dim=0)
+        self.val_control = MeanMetric()
+        self._media: dict[str, torch.Tensor] | None = None
+        self._predict_rows: list[torch.Tensor] = []
+
+    @staticmethod
+    def _load_stage1(path: str | None, attributes: list[str], image_size: int) -> ADVAEStage1:
+        if path is None:
+            warnings.warn("ADVAEStage2: model.init_args.stage1_checkpoint is null, so stage 2 trains against a "
+                          "freshly initialised stage 1; set it to a stage-1 checkpoint for real results",
+                          stacklevel=3)
+            return ADVAEStage1(attributes=attributes, image_size=image_size)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
+                                    "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
+        stage1 = ADVAEStage1.load_from_checkpoint(path, map_location="cpu")
+        if list(stage1.attributes) != list(attributes) or stage1.image_size != image_size:
+            raise ValueError(f"ADVAEStage2: the stage-1 checkpoint {path} was trained with attributes "
+                             f"{stage1.attributes} at {stage1.image_size} px, but the data gives {attributes} at "
+                             f"{image_size} px")
+        return stage1
+
+    def train(self, mode: bool = True) -> ADVAEStage2:
+        """Keep the frozen stage-1 networks in evaluation mode (their batch statistics are fixed)."""
+        super().train(mode)
+        for net in (self.encoder, self.decoder, self.classifier):
+            net.eval()
+        return self
+
+    # -- synthesis ---------------------------------------------------------------------------------
+    def content(self, drawings: torch.Tensor) -> Gaussian:
+        """``B×1×S×S`` drawings → r(z_content | d)."""
+        return self.drawing_encoder(drawings)[0]
+
+    def synthesise(self, drawings: torch.Tensor, attributes: torch.Tensor, z_style: torch.Tensor) -> torch.Tensor:
+        """decoder(z_content(drawing), z_style, a): ``B×1×S×S``, ``B×K``, ``B×Ds`` → ``B×3×S×S`` in [0, 1]."""
+        return torch.sigmoid(self.decoder(torch.cat([self.content(drawings).mu, z_style], 1), attributes))
+
+    def style_of(self, photos: torch.Tensor) -> torch.Tensor:
+        """z_style of style photos (posterior mean): ``B×3×S×S`` → ``B×Ds``."""
+        return self.encoder(photos)[1].mu
+
+    def prior_styles(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n×Ds`` styles sampled from the prior N(0, I)."""
+        return torch.randn(n, self.encoder.style_dim, generator=generator).to(self.device)
+
+    # -- training ----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.drawing_encoder.parameters(), lr=self.hparams.lr, betas=(0.5, 0.999))
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if "drawing" not in batch:
+            raise KeyError("ADVAEStage2 needs batch['drawing'] (CelebA with drawings: true)")
+        photos, attributes, drawings = batch["image"], batch["attributes"], batch["drawing"]
+        with torch.no_grad():
+            target, style = self.encoder(photos)
+        content = self.content(drawings)
+        match = target.kl_to(content).mean()  # KL(q(z_c|x) ‖ r(z_c|d))
+        terms = {"match": match, "loss": match}
+        if self.hparams.recon_weight:
+            z = torch.cat([content.sample(), style.mu], 1)
+            recon = reconstruction_loss(self.decoder(z, attributes), photos, "bce")
+            terms.update(recon=recon, loss=match + self.hparams.recon_weight * recon)
+        return terms
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if len(batch["image"]) == 0:
+            return None
+        terms = self.losses(batch)
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=True, on_epoch=True,
+                      batch_size=len(batch["image"]))
+        return terms["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        photos, attributes = batch["image"], batch["attributes"]
+        if len(photos) == 0:
+            return
+        n = len(photos)
+        terms = self.losses(batch)
+        style = self.style_of(photos)
+        synthesis = self.synthesise(batch["drawing"], attributes, style)
+        self.log("val/loss", terms["loss"], batch_size=n, sync_dist=True)
+        self.log("val/match", terms["match"], batch_size=n, sync_dist=True)
+        self.log("val/synth_mse", F.mse_loss(synthesis, photos), batch_size=n, sync_dist=True)
+        if batch_idx < self.hparams.control_batches:
+            hits = control_hits(self.classifier, lambda a: self.synthesise(batch["drawing"], a, style), attributes,
+                                self.attributes)
+            self.val_control.update(hits.float().mean(), len(hits))
+            self.log("val/attr_control_acc", self.val_control, batch_size=n)
+        if batch_idx == 0:
+            keep = self.hparams.media_samples
+            self._media = {k: batch[k][:keep] for k in ("image", "attributes", "drawing")}
+
+    def on_validation_epoch_end(self) -> None:
+        if self._media is None or self.trainer.sanity_checking:
+            return
+        photos, attributes, drawings = self._media["image"], self._media["attributes"], self._media["drawing"]
+        style = self.style_of(photos)
+        generator = torch.Generator().manual_seed(0)
+        sampled = [self.synthesise(drawings, attributes, self.prior_styles(1, generator).expand_as(style))
+                   for _ in range(self.hparams.num_styles)]
+        log_grid(self, "val/synthesis", [drawings, photos, self.synthesise(drawings, attributes, style)] + sampled,
+                 "rows: drawing, photo, synthesis with the photo's style, then sampled styles")
+        columns = sweep_columns(self.attributes)
+        log_grid(self, "val/attribute_sweep",
+                 [drawings] + [self.synthesise(drawings, with_attribute(attributes, self.attributes, n, v), style)
+                               for n, v in columns],
+                 "rows: drawing, then " + ", ".join(f"{n}={int(v)}" for n, v in columns))
+        rows = [drawings] + [self.synthesise(drawings, attributes, style[j].expand_as(style))
+                             for j in range(min(4, len(photos)))]
+        log_grid(self, "val/style_transfer", rows,
+                 "rows: drawing, then the style of photos 1..4")
+        self._media = None
+
+    # -- predict -----------------------------------------------------------------------------------
+    def predict_settings(self) -> list[torch.Tensor]:
+        """The requested attribute vectors (``K`` each): the configured ones or one per hair colour."""
+        settings = self.hparams.predict_attributes
+        if settings is None:
+            hair = [n for n in HAIR_GROUP if n in self.attributes]
+            settings = [{n: 1.0} for n in hair] or [{}]
+        vectors = []
+        for setting in settings:
+            unknown = [n for n in setting if n not in self.attributes]
+            if unknown:
+                raise ValueError(f"predict_attributes: unknown attribute(s) {unknown}; the model knows {self.attributes}")
+            vector = torch.zeros(len(self.attributes))
+            for name, value in setting.items():
+                vector[self.attributes.index(name)] = float(value)
+            vectors.append(vector)
+        return vectors
+
+    @property
+    def predict_dir(self) -> Path:
+        return Path(self.trainer.default_root_dir) / "predict"
+
+    def on_predict_epoch_start(self) -> None:
+        self._predict_rows = []
+        self.predict_dir.mkdir(parents=True, exist_ok=True)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[str]:
+        """Synthesise each drawing under every requested setting and style; write one PNG each."""
+        drawings = batch["drawing"]
+        if len(drawings) == 0:
+            return []
+        n = len(drawings)
+        if "style" in batch:  # style transfer from the given photo
+            styles = [self.style_of(batch["style"][:1])]
+        else:  # one-to-many: the same sampled styles for every drawing
+            generator = torch.Generator().manual_seed(self.hparams.predict_seed)
+            styles = [self.prior_styles(1, generator) for _ in range(self.hparams.num_styles)]
+        written, columns = [], [drawings.expand(-1, 3, -1, -1)]
+        for k, vector in enumerate(self.predict_settings()):
+            attributes = vector.to(self.device).expand(n, -1)
+            for j, style in enumerate(styles):
+                images = self.synthesise(drawings, attributes, style.expand(n, -1))
+                columns.append(images)
+                for path, image in zip(batch["path"], images):
+                    out = self.predict_dir / f"{Path(path).stem}_a{k}_s{j}.png"
+                    save_image(image, out)
+                    written.append(str(out))
+        self._predict_rows.append(torch.stack(columns, 1).flatten(0, 1).cpu())  # (B·(1+M))×3×S×S
+        self._predict_columns = len(columns)
+        return written
+
+    def on_predict_epoch_end(self) -> None:
+        if self._predict_rows:
+            save_image(torch.cat(self._predict_rows), self.predict_dir / "grid.png", nrow=self._predict_columns,
+                       padding=1, pad_value=1.0)
+            log.info("AD-VAE predict: images and grid.png written to %s", self.predict_dir)

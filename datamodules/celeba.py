@@ -162,9 +162,12 @@ class CelebA(L.LightningDataModule):
                  drawings: bool = True, cache_drawings: bool = False, batch_size: int = 64, num_workers: int = 4,
                  pin_memory: bool = True, max_samples: int | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # The attributes are the model's hparams (linked there); stored here too they would clash
+        # when Lightning merges the two for the logger (the CLI stores the config's null).
+        self.save_hyperparameters(ignore=["attributes"])
+        attributes = list(attributes or DEFAULT_ATTRIBUTES)
         self.root = Path(root).expanduser()
-        self.attributes = list(attributes or DEFAULT_ATTRIBUTES)
+        self.attributes = attributes
         self.image_size = image_size
         self.center_crop, self.hflip = center_crop, hflip
         self.xdog = XDoG(**(xdog or {}))
@@ -282,3 +285,19 @@ class CelebA(L.LightningDataModule):
         (root / ATTR_FILE).write_text("\n".join(attr_lines) + "\n")
         (root / PARTITION_FILE).write_text("\n".join(part_lines) + "\n")
         return {"root": str(root), "image_size": 32, "batch_size": 16, "num_workers": 0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m datamodules.celeba [ROOT]``: write the synthetic-face sample the demo trains on."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("root", nargs="?", default="data/sample_celeba")
+    parser.add_argument("--train", type=int, default=512, help="training images")
+    args = parser.parse_args(argv)
+    CelebA.write_sample(args.root, counts=(args.train, 128, 64))
+    print(f"synthetic CelebA-layout sample written to {args.root}")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from the prior (one drawing, many photos) or from a style photo (style transfer)
 
 from __future__ import annotations
 
+import glob
 import logging
 import warnings
 from pathlib import Path
@@ -86,7 +87,6 @@ class ADVAEStage1(L.LightningModule):
         super().__init__()
         attributes = list(attributes or DEFAULT_ATTRIBUTES)
         self.save_hyperparameters()
-        self.hparams.attributes = attributes
         self.automatic_optimization = False
         self.attributes, self.image_size = attributes, image_size
         k = len(attributes)
@@ -94,7 +94,6 @@ class ADVAEStage1(L.LightningModule):
         self.decoder = AttributeDecoder(content_dim + style_dim, k, image_size, width)
         self.adversary = AttributeAdversary(content_dim + style_dim, k)
         self.classifier = AttributeClassifier(k, image_size)
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.val_control = MeanMetric()
         self.val_clf_acc = MeanMetric()
         self.val_adv_acc = MeanMetric()
@@ -140,8 +139,12 @@ class ADVAEStage1(L.LightningModule):
         photos, attributes = batch["image"], batch["attributes"]
         if len(photos) == 0:
             return None
-        opt_vae, opt_adv, opt_clf = self.optimizers()
-        step = int(self.steps)
+        # The adversary's and the classifier's steps go through the raw optimisers so that
+        # global_step counts VAE steps only (max_steps, warm-ups, logging intervals). Precision:
+        # 32-bit or bf16-mixed (16-mixed's loss scaling would need the wrapped optimisers).
+        opt_vae = self.optimizers()[0]
+        opt_adv, opt_clf = self.optimizers(use_pl_optimizer=False)[1:]
+        step = self.global_step
         # 1. The adversary learns to read the attributes from (detached) latents.
         with torch.no_grad():
             content, style = self.encode(photos)
@@ -161,7 +164,6 @@ class ADVAEStage1(L.LightningModule):
         opt_clf.zero_grad()
         self.manual_backward(clf_loss)
         opt_clf.step()
-        self.steps += 1
         adv_acc = ((adv_logits > 0) == attributes.bool()).float().mean()
         logs = {f"train/{k}": v.detach() for k, v in terms.items() if k != "z"}
         logs.update({"train/adv_loss": adv_loss.detach(), "train/adv_acc": adv_acc, "train/clf_loss": clf_loss.detach()})
@@ -221,8 +223,11 @@ class ADVAEStage2(L.LightningModule):
     through the frozen decoder from (z_content(d), z_style(x), a).
 
     Args:
-        stage1_checkpoint: path of a stage-1 checkpoint (``ADVAEStage1``). ``None`` trains against a
-            freshly initialised stage 1 with a warning (only useful to check that a config runs).
+        stage1_checkpoint: path of a stage-1 checkpoint (``ADVAEStage1``), or a glob pattern (the newest
+            match is used). ``None`` trains against a freshly initialised stage 1, with a warning (only
+            useful to check that a config runs, or to rebuild a stage-2 checkpoint).
+        stage1: the architecture (``ADVAEStage1`` arguments) of a freshly initialised stage 1; filled
+            from the checkpoint when one is loaded.
         attributes: the K attribute names (linked from the DataModule; must match stage 1's).
         image_size: side of the images (linked from the DataModule; must match stage 1's).
         width: channels of the drawing encoder's first block.
@@ -236,16 +241,18 @@ class ADVAEStage2(L.LightningModule):
         media_samples: images shown in the validation grids.
     """
 
-    def __init__(self, stage1_checkpoint: str | None = None, attributes: list[str] | None = None,
-                 image_size: int = 64, width: int = 32, lr: float = 1e-3, recon_weight: float = 0.0,
+    def __init__(self, stage1_checkpoint: str | None = None, stage1: dict[str, Any] | None = None,
+                 attributes: list[str] | None = None, image_size: int = 64, width: int = 32, lr: float = 1e-3, recon_weight: float = 0.0,
                  num_styles: int = 3, predict_attributes: list[dict[str, float]] | None = None,
                  predict_seed: int = 0, control_batches: int = 4, media_samples: int = 8) -> None:
         super().__init__()
         attributes = list(attributes or DEFAULT_ATTRIBUTES)
         self.save_hyperparameters()
-        self.hparams.attributes = attributes
         self.attributes, self.image_size = attributes, image_size
-        stage1 = self._load_stage1(stage1_checkpoint, attributes, image_size)
+        stage1 = self._load_stage1(stage1_checkpoint, stage1, attributes, image_size)
+        # The stage-1 architecture travels in this module's hparams, so a stage-2 checkpoint can be
+        # rebuilt (load_from_checkpoint(..., stage1_checkpoint=None)) without the stage-1 file.
+        self.hparams.stage1 = {k: v for k, v in stage1.hparams.items() if k not in ("attributes", "image_size")}
         self.encoder, self.decoder, self.classifier = stage1.encoder, stage1.decoder, stage1.classifier
         for net in (self.encoder, self.decoder, self.classifier):
             net.requires_grad_(False).eval()
@@ -255,12 +262,20 @@ class ADVAEStage2(L.LightningModule):
         self._predict_rows: list[torch.Tensor] = []
 
     @staticmethod
-    def _load_stage1(path: str | None, attributes: list[str], image_size: int) -> ADVAEStage1:
+    def _load_stage1(path: str | None, architecture: dict[str, Any] | None, attributes: list[str],
+                     image_size: int) -> ADVAEStage1:
         if path is None:
             warnings.warn("ADVAEStage2: model.init_args.stage1_checkpoint is null, so stage 2 trains against a "
                           "freshly initialised stage 1; set it to a stage-1 checkpoint for real results",
                           stacklevel=3)
-            return ADVAEStage1(attributes=attributes, image_size=image_size)
+            return ADVAEStage1(**{**(architecture or {}), "attributes": attributes, "image_size": image_size})
+        if any(c in path for c in "*?["):  # a pattern: the newest matching checkpoint
+            matches = sorted(glob.glob(path), key=lambda p: Path(p).stat().st_mtime)
+            if not matches:
+                raise FileNotFoundError(f"ADVAEStage2: no stage-1 checkpoint matches {path} "
+                                        "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
+            path = matches[-1]
+            log.info("ADVAEStage2: stage 1 from %s", path)
         if not Path(path).is_file():
             raise FileNotFoundError(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
                                     "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")

@@ -176,9 +176,8 @@ class LineDrawings(L.LightningDataModule):
         """Write a few synthetic face photos under ``root`` (turned into drawings at predict time)."""
         import numpy as np
 
-        from datamodules.synthetic_faces import face_image, random_attributes
-
         from datamodules.celeba import DEFAULT_ATTRIBUTES
+        from datamodules.synthetic_faces import face_image, random_attributes
 
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)

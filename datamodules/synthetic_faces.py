@@ -14,6 +14,7 @@ faces that carry the attributes they are labelled with, in places a test can mea
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 #: RGB of each hair attribute (0–255).
@@ -40,7 +41,6 @@ def face_image(attributes: dict[str, bool], rng: np.random.Generator, height: in
     side = w
     background = tuple(int(v) for v in rng.integers(30, 226, 3))
     image = Image.new("RGB", (w, h), background)
-    draw = ImageDraw.Draw(image)
     # Illumination: a light horizontal gradient over the background (part of the style).
     light = rng.uniform(-60, 60)
     grad = np.linspace(-1, 1, w)[None, :, None] * light
@@ -86,8 +86,8 @@ def random_attributes(names: list[str], rng: np.random.Generator) -> dict[str, b
     return values
 
 
-def hair_probe_colour(images: "np.ndarray | object") -> "object":
+def hair_probe_colour(images: torch.Tensor) -> torch.Tensor:
     """Mean colour of the hair probe box: ``B×3×S×S`` tensor in [0, 1] → ``B×3``."""
     size = images.shape[-1]
-    t, l, b, r = (int(round(f * size)) for f in HAIR_PROBE)
-    return images[..., t:b, l:r].mean(dim=(-1, -2))
+    top, left, bottom, right = (int(round(f * size)) for f in HAIR_PROBE)
+    return images[..., top:bottom, left:right].mean(dim=(-1, -2))

@@ -14,6 +14,7 @@ from the prior (one drawing, many photos) or from a style photo (style transfer)
 from __future__ import annotations
 
 import glob
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -22,12 +23,17 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics import MeanMetric
 from torchvision.utils import save_image
 
 from modules.advae.media import HAIR_GROUP, control_hits, log_grid, sweep_columns, with_attribute
-from modules.advae.networks import AttributeAdversary, AttributeClassifier, AttributeDecoder, ConvEncoder, Gaussian
+from modules.advae.networks import (
+    AttributeAdversary,
+    AttributeClassifier,
+    AttributeDecoder,
+    ConvEncoder,
+    Gaussian,
+)
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +258,8 @@ class ADVAEStage2(L.LightningModule):
         stage1 = self._load_stage1(stage1_checkpoint, stage1, attributes, image_size)
         # The stage-1 architecture travels in this module's hparams, so a stage-2 checkpoint can be
         # rebuilt (load_from_checkpoint(..., stage1_checkpoint=None)) without the stage-1 file.
-        self.hparams.stage1 = {k: v for k, v in stage1.hparams.items() if k not in ("attributes", "image_size")}
+        arguments = set(inspect.signature(ADVAEStage1.__init__).parameters) - {"self", "attributes", "image_size"}
+        self.hparams.stage1 = {k: v for k, v in stage1.hparams.items() if k in arguments}
         self.encoder, self.decoder, self.classifier = stage1.encoder, stage1.decoder, stage1.classifier
         for net in (self.encoder, self.decoder, self.classifier):
             net.requires_grad_(False).eval()
@@ -415,13 +422,13 @@ class ADVAEStage2(L.LightningModule):
         else:  # one-to-many: the same sampled styles for every drawing
             generator = torch.Generator().manual_seed(self.hparams.predict_seed)
             styles = [self.prior_styles(1, generator) for _ in range(self.hparams.num_styles)]
-        written, columns = [], [drawings.expand(-1, 3, -1, -1)]
+        written, columns = [], [drawings.float().expand(-1, 3, -1, -1)]
         for k, vector in enumerate(self.predict_settings()):
             attributes = vector.to(self.device).expand(n, -1)
             for j, style in enumerate(styles):
-                images = self.synthesise(drawings, attributes, style.expand(n, -1))
+                images = self.synthesise(drawings, attributes, style.expand(n, -1)).float()
                 columns.append(images)
-                for path, image in zip(batch["path"], images):
+                for path, image in zip(batch["path"], images, strict=True):
                     out = self.predict_dir / f"{Path(path).stem}_a{k}_s{j}.png"
                     save_image(image, out)
                     written.append(str(out))

@@ -68,7 +68,7 @@ class ConvEncoder(nn.Module):
                  style_dim: int = 16) -> None:
         super().__init__()
         channels = [in_channels] + [width * min(2**i, 8) for i in range(_blocks(image_size))]
-        self.features = nn.Sequential(*[_down(a, b) for a, b in zip(channels[:-1], channels[1:])], nn.Flatten())
+        self.features = nn.Sequential(*[_down(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)], nn.Flatten())
         flat = channels[-1] * 16
         self.content_dim, self.style_dim = content_dim, style_dim
         self.content = nn.Linear(flat, 2 * content_dim)
@@ -110,7 +110,7 @@ class AttributeDecoder(nn.Module):
         channels = [width * min(2 ** (n - 1 - i), 8) for i in range(n)]  # deepest first
         self.start = nn.Sequential(nn.Linear(latent_dim + n_attributes, channels[0] * 16), nn.ReLU(inplace=True))
         self.c0 = channels[0]
-        self.ups = nn.ModuleList(_UpBlock(a, b, n_attributes) for a, b in zip(channels, channels[1:] + [width]))
+        self.ups = nn.ModuleList(_UpBlock(a, b, n_attributes) for a, b in zip(channels, channels[1:] + [width], strict=True))
         self.head = nn.Conv2d(width, out_channels, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
@@ -143,7 +143,7 @@ class AttributeClassifier(nn.Module):
     def __init__(self, n_attributes: int, image_size: int = 64, width: int = 16) -> None:
         super().__init__()
         channels = [3] + [width * min(2**i, 8) for i in range(_blocks(image_size))]
-        self.features = nn.Sequential(*[_down(a, b) for a, b in zip(channels[:-1], channels[1:])])
+        self.features = nn.Sequential(*[_down(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)])
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels[-1], n_attributes))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

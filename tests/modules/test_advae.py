@@ -115,7 +115,7 @@ def test_validation_logs_control_accuracy_and_writes_grids(trained_stage1):
 def test_stage2_loads_the_stage1_checkpoint_and_learns_against_it_frozen(trained_stage1, celeba, tmp_path):
     stage1, path, *_ = trained_stage1
     model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16)
-    for mine, theirs in zip(model.encoder.state_dict().values(), stage1.encoder.state_dict().values()):
+    for mine, theirs in zip(model.encoder.state_dict().values(), stage1.encoder.state_dict().values(), strict=True):
         assert torch.equal(mine, theirs)
     assert model.hparams.stage1["content_dim"] == 16
     frozen = {k: v.clone() for k, v in model.decoder.state_dict().items()}

@@ -135,9 +135,11 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 class LineDrawings(L.LightningDataModule):
     """Predict-only DataModule: a folder of line drawings (or photos turned into drawings).
 
-    Batches are ``{"drawing": B×1×S×S in [0, 1], "path": [B]}`` plus ``"style": 1×3×S×S`` when a
-    style photo is given (style transfer, PAPERS.md §3). Use it with ``affectlab predict``; the
-    model's ``predict_attributes`` choose the attributes.
+    Batches are ``{"drawing": B×1×S×S in [0, 1], "path": [B], "requested": M×K}`` plus
+    ``"style": 1×3×S×S`` when a style photo is given (style transfer, PAPERS.md §3), else
+    ``"num_styles"`` and ``"style_seed"`` (styles from the prior). The request lives here, not in
+    the model, because ``affectlab predict --ckpt_path`` restores the model's arguments from the
+    checkpoint.
 
     Args:
         root: folder of images (searched recursively).
@@ -146,14 +148,19 @@ class LineDrawings(L.LightningDataModule):
         style_photo: optional path of a photo whose style (background, illumination) is transferred.
         image_size: side of the square the model was trained on.
         attributes: the attribute names (linked to the model; defaults to the CelebA default set).
+        chosen_attributes: the settings to synthesise, each ``{name: 0|1}`` over an all-off vector
+            (e.g. ``[{Blond_Hair: 1, Pale_Skin: 1}, {Black_Hair: 1}]``); ``None``: one per hair colour.
+        num_styles: styles sampled from the prior per drawing when there is no style photo.
+        style_seed: seed of those styles (the same styles for every drawing).
         xdog: XDoG parameters (see ``XDoG``).
         batch_size: drawings per batch.
         num_workers: DataLoader workers.
     """
 
     def __init__(self, root: str = "drawings", kind: str = "auto", style_photo: str | None = None,
-                 image_size: int = 64, attributes: list[str] | None = None, xdog: dict[str, float] | None = None,
-                 batch_size: int = 16, num_workers: int = 0) -> None:
+                 image_size: int = 64, attributes: list[str] | None = None,
+                 chosen_attributes: list[dict[str, float]] | None = None, num_styles: int = 3, style_seed: int = 0,
+                 xdog: dict[str, float] | None = None, batch_size: int = 16, num_workers: int = 0) -> None:
         super().__init__()
         if kind not in ("drawings", "photos", "auto"):
             raise ValueError(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
@@ -164,12 +171,29 @@ class LineDrawings(L.LightningDataModule):
         self.style_photo = style_photo
         self.image_size = image_size
         self.attributes = list(attributes or DEFAULT_ATTRIBUTES)
+        self.requested = self._requests(chosen_attributes)
+        self.num_styles, self.style_seed = num_styles, style_seed
         self.xdog = XDoG(**(xdog or {}))
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.skip_report = SkipReport()
         self.paths: list[Path] = []
         self.style: torch.Tensor | None = None
+
+    def _requests(self, chosen: list[dict[str, float]] | None) -> torch.Tensor:
+        """``M×K`` attribute vectors: the chosen settings, or one per hair colour."""
+        if chosen is None:
+            hair = [n for n in self.attributes if n in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")]
+            chosen = [{n: 1.0} for n in hair] or [{}]
+        vectors = torch.zeros(len(chosen), len(self.attributes))
+        for m, setting in enumerate(chosen):
+            unknown = [n for n in setting if n not in self.attributes]
+            if unknown:
+                raise ValueError(f"LineDrawings: chosen_attributes names unknown attribute(s) {unknown}; "
+                                 f"the attributes are {self.attributes}")
+            for name, value in setting.items():
+                vectors[m, self.attributes.index(name)] = float(value)
+        return vectors
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
@@ -217,6 +241,9 @@ class LineDrawings(L.LightningDataModule):
         self.skip_report.add("predict", batch.pop("skipped", []))
         image = batch.pop("image")
         batch["drawing"] = self.xdog(image) if getattr(self, "_photos", False) and len(image) else image
+        batch["requested"] = self.requested.to(image.device)
         if self.style is not None:
             batch["style"] = self.style.to(image.device)
+        else:
+            batch["num_styles"], batch["style_seed"] = self.num_styles, self.style_seed
         return batch

@@ -221,6 +221,12 @@ class ADVAEStage1(L.LightningModule):
         self._media = None
 
 
+def _architecture(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The ``ADVAEStage1`` arguments among ``hparams`` (less the linked attributes and image size)."""
+    known = set(inspect.signature(ADVAEStage1.__init__).parameters) - {"self", "attributes", "image_size"}
+    return {k: v for k, v in hparams.items() if k in known}
+
+
 class ADVAEStage2(L.LightningModule):
     """Stage 2: line drawing → z_content, and synthesis with chosen attributes and style (PAPERS.md §3).
 
@@ -233,33 +239,31 @@ class ADVAEStage2(L.LightningModule):
             match is used). ``None`` trains against a freshly initialised stage 1, with a warning (only
             useful to check that a config runs, or to rebuild a stage-2 checkpoint).
         stage1: the architecture (``ADVAEStage1`` arguments) of a freshly initialised stage 1; filled
-            from the checkpoint when one is loaded.
+            from the checkpoint when one is loaded, so that reloading a stage-2 checkpoint whose
+            stage-1 file is gone rebuilds stage 1 (with a warning; its weights are in the checkpoint).
         attributes: the K attribute names (linked from the DataModule; must match stage 1's).
         image_size: side of the images (linked from the DataModule; must match stage 1's).
         width: channels of the drawing encoder's first block.
         lr: Adam learning rate.
         recon_weight: weight of the reconstruction through the frozen decoder.
-        num_styles: z_style samples per drawing in the grids and in ``predict``.
-        predict_attributes: attribute settings for ``predict``, each a ``{name: 0|1}`` applied to an
-            all-zero vector; ``None`` gives one setting per hair colour.
-        predict_seed: seed of the sampled styles in ``predict`` (the same styles for every drawing).
+        num_styles: z_style samples per drawing in the validation grids (and in ``predict`` when
+            the batch does not say).
         control_batches: validation batches on which attribute control is measured.
         media_samples: images shown in the validation grids.
     """
 
     def __init__(self, stage1_checkpoint: str | None = None, stage1: dict[str, Any] | None = None,
                  attributes: list[str] | None = None, image_size: int = 64, width: int = 32, lr: float = 1e-3, recon_weight: float = 0.0,
-                 num_styles: int = 3, predict_attributes: list[dict[str, float]] | None = None,
-                 predict_seed: int = 0, control_batches: int = 4, media_samples: int = 8) -> None:
+                 num_styles: int = 3, control_batches: int = 4, media_samples: int = 8) -> None:
         super().__init__()
         attributes = list(attributes or DEFAULT_ATTRIBUTES)
         self.save_hyperparameters()
         self.attributes, self.image_size = attributes, image_size
-        stage1 = self._load_stage1(stage1_checkpoint, stage1, attributes, image_size)
-        # The stage-1 architecture travels in this module's hparams, so a stage-2 checkpoint can be
-        # rebuilt (load_from_checkpoint(..., stage1_checkpoint=None)) without the stage-1 file.
-        arguments = set(inspect.signature(ADVAEStage1.__init__).parameters) - {"self", "attributes", "image_size"}
-        self.hparams.stage1 = {k: v for k, v in stage1.hparams.items() if k in arguments}
+        stage1, resolved = self._load_stage1(stage1_checkpoint, stage1, attributes, image_size)
+        # Stored: the checkpoint actually used (a pattern resolves once) and the stage-1 architecture,
+        # so a stage-2 checkpoint can be rebuilt without the stage-1 file.
+        self.hparams.stage1_checkpoint = resolved
+        self.hparams.stage1 = _architecture(stage1.hparams)
         self.encoder, self.decoder, self.classifier = stage1.encoder, stage1.decoder, stage1.classifier
         for net in (self.encoder, self.decoder, self.classifier):
             net.requires_grad_(False).eval()
@@ -270,12 +274,14 @@ class ADVAEStage2(L.LightningModule):
 
     @staticmethod
     def _load_stage1(path: str | None, architecture: dict[str, Any] | None, attributes: list[str],
-                     image_size: int) -> ADVAEStage1:
+                     image_size: int) -> tuple[ADVAEStage1, str | None]:
+        """The stage-1 module and the path it was loaded from."""
+        architecture = None if architecture is None else _architecture(architecture)
         if path is None:
             warnings.warn("ADVAEStage2: model.init_args.stage1_checkpoint is null, so stage 2 trains against a "
                           "freshly initialised stage 1; set it to a stage-1 checkpoint for real results",
                           stacklevel=3)
-            return ADVAEStage1(**{**(architecture or {}), "attributes": attributes, "image_size": image_size})
+            return ADVAEStage1(**{**(architecture or {}), "attributes": attributes, "image_size": image_size}), None
         if any(c in path for c in "*?["):  # a pattern: the newest matching checkpoint
             matches = sorted(glob.glob(path), key=lambda p: Path(p).stat().st_mtime)
             if not matches:
@@ -283,6 +289,11 @@ class ADVAEStage2(L.LightningModule):
                                         "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
             path = matches[-1]
             log.info("ADVAEStage2: stage 1 from %s", path)
+        if not Path(path).is_file() and architecture is not None:
+            # A stage-2 checkpoint being reloaded: its weights include stage 1, the file is not needed.
+            warnings.warn(f"ADVAEStage2: the stage-1 checkpoint {path} is gone; stage 1 is rebuilt from "
+                          "hparams.stage1 (its weights must come from a stage-2 checkpoint)", stacklevel=3)
+            return ADVAEStage1(**{**architecture, "attributes": attributes, "image_size": image_size}), path
         if not Path(path).is_file():
             raise FileNotFoundError(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
                                     "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
@@ -291,7 +302,7 @@ class ADVAEStage2(L.LightningModule):
             raise ValueError(f"ADVAEStage2: the stage-1 checkpoint {path} was trained with attributes "
                              f"{stage1.attributes} at {stage1.image_size} px, but the data gives {attributes} at "
                              f"{image_size} px")
-        return stage1
+        return stage1, path
 
     def train(self, mode: bool = True) -> ADVAEStage2:
         """Keep the frozen stage-1 networks in evaluation mode (their batch statistics are fixed)."""
@@ -386,21 +397,12 @@ class ADVAEStage2(L.LightningModule):
         self._media = None
 
     # -- predict -----------------------------------------------------------------------------------
-    def predict_settings(self) -> list[torch.Tensor]:
-        """The requested attribute vectors (``K`` each): the configured ones or one per hair colour."""
-        settings = self.hparams.predict_attributes
-        if settings is None:
-            hair = [n for n in HAIR_GROUP if n in self.attributes]
-            settings = [{n: 1.0} for n in hair] or [{}]
-        vectors = []
-        for setting in settings:
-            unknown = [n for n in setting if n not in self.attributes]
-            if unknown:
-                raise ValueError(f"predict_attributes: unknown attribute(s) {unknown}; the model knows {self.attributes}")
-            vector = torch.zeros(len(self.attributes))
-            for name, value in setting.items():
-                vector[self.attributes.index(name)] = float(value)
-            vectors.append(vector)
+    def default_requests(self) -> torch.Tensor:
+        """One attribute vector per hair colour (all else off): ``M×K``."""
+        hair = [n for n in HAIR_GROUP if n in self.attributes]
+        vectors = torch.zeros(max(1, len(hair)), len(self.attributes))
+        for m, name in enumerate(hair):
+            vectors[m, self.attributes.index(name)] = 1.0
         return vectors
 
     @property
@@ -412,7 +414,13 @@ class ADVAEStage2(L.LightningModule):
         self.predict_dir.mkdir(parents=True, exist_ok=True)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[str]:
-        """Synthesise each drawing under every requested setting and style; write one PNG each."""
+        """Synthesise each drawing under every requested setting and style; write one PNG each.
+
+        The request travels in the batch (``datamodules.sketch.LineDrawings``): ``requested`` (``M×K``
+        attribute vectors), ``style`` (a style photo) or ``num_styles`` and ``style_seed`` (styles
+        from the prior, the same for every drawing). A batch without them (CelebA's test split) gets
+        one setting per hair colour and ``num_styles`` sampled styles.
+        """
         drawings = batch["drawing"]
         if len(drawings) == 0:
             return []
@@ -420,11 +428,15 @@ class ADVAEStage2(L.LightningModule):
         if "style" in batch:  # style transfer from the given photo
             styles = [self.style_of(batch["style"][:1])]
         else:  # one-to-many: the same sampled styles for every drawing
-            generator = torch.Generator().manual_seed(self.hparams.predict_seed)
-            styles = [self.prior_styles(1, generator) for _ in range(self.hparams.num_styles)]
+            generator = torch.Generator().manual_seed(int(batch.get("style_seed", 0)))
+            styles = [self.prior_styles(1, generator) for _ in range(int(batch.get("num_styles", self.hparams.num_styles)))]
+        requested = batch.get("requested")
+        requested = self.default_requests() if requested is None else requested
+        if requested.shape[-1] != len(self.attributes):
+            raise ValueError(f"predict: {requested.shape[-1]} requested attributes for a model of {len(self.attributes)}")
         written, columns = [], [drawings.float().expand(-1, 3, -1, -1)]
-        for k, vector in enumerate(self.predict_settings()):
-            attributes = vector.to(self.device).expand(n, -1)
+        for k, vector in enumerate(requested.to(self.device)):
+            attributes = vector.expand(n, -1)
             for j, style in enumerate(styles):
                 images = self.synthesise(drawings, attributes, style.expand(n, -1)).float()
                 columns.append(images)
@@ -432,7 +444,7 @@ class ADVAEStage2(L.LightningModule):
                     out = self.predict_dir / f"{Path(path).stem}_a{k}_s{j}.png"
                     save_image(image, out)
                     written.append(str(out))
-        self._predict_rows.append(torch.stack(columns, 1).flatten(0, 1).cpu())  # (B·(1+M))×3×S×S
+        self._predict_rows.append(torch.stack(columns, 1).flatten(0, 1).cpu())  # (B·(1+M·styles))×3×S×S
         self._predict_columns = len(columns)
         return written
 

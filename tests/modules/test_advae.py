@@ -155,24 +155,38 @@ def test_stage2_rejects_a_stage1_trained_on_other_attributes(trained_stage1):
 
 def test_predict_writes_every_synthesis_and_a_grid(trained_stage1, celeba, tmp_path):
     _, path, *_ = trained_stage1
-    model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16,
-                        num_styles=2, predict_attributes=[{"Blond_Hair": 1}, {"Black_Hair": 1, "Pale_Skin": 1}])
+    model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16)
     overrides = LineDrawings.write_sample(tmp_path / "faces")  # 4 photos, turned into drawings
-    dm = LineDrawings(**overrides, image_size=32, batch_size=3)
+    chosen = [{"Blond_Hair": 1}, {"Black_Hair": 1, "Pale_Skin": 1}]
+    dm = LineDrawings(**overrides, image_size=32, batch_size=3, chosen_attributes=chosen, num_styles=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer(tmp_path / "run").predict(model, dm)
     out = tmp_path / "run" / "predict"
     assert len(list(out.glob("face_*_a*_s*.png"))) == 4 * 2 * 2
     assert (out / "grid.png").is_file()
-    # With a style photo there is one style: the photo's.
+    # With a style photo there is one style (the photo's); without a choice, one setting per hair colour.
     styled = LineDrawings(**overrides, image_size=32, style_photo=str(tmp_path / "faces" / "face_0.png"))
     trainer(tmp_path / "styled").predict(model, styled)
-    assert len(list((tmp_path / "styled" / "predict").glob("face_*.png"))) == 4 * 2 * 1
+    assert len(list((tmp_path / "styled" / "predict").glob("face_*.png"))) == 4 * 4 * 1
 
 
-def test_predict_rejects_unknown_attributes(celeba):
-    model = ADVAEStage2(stage1=SMALL, attributes=celeba.attributes, image_size=32,
-                        predict_attributes=[{"Blue_Hair": 1}])
+def test_predict_rejects_unknown_attributes(tmp_path):
     with pytest.raises(ValueError, match="unknown attribute"):
-        model.predict_settings()
+        LineDrawings(root=str(tmp_path), chosen_attributes=[{"Blue_Hair": 1}])
+
+
+def test_a_stage2_checkpoint_reloads_without_its_stage1_file(trained_stage1, celeba, tmp_path):
+    _, path, *_ = trained_stage1
+    copy = tmp_path / "stage1.ckpt"
+    copy.write_bytes(path.read_bytes())
+    model = ADVAEStage2(stage1_checkpoint=str(copy), attributes=celeba.attributes, image_size=32, width=16)
+    fit = trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    fit.fit(model, celeba)
+    fit.save_checkpoint(tmp_path / "stage2.ckpt")
+    copy.unlink()
+    with pytest.warns(UserWarning, match="is gone; stage 1 is rebuilt"):
+        reloaded = ADVAEStage2.load_from_checkpoint(tmp_path / "stage2.ckpt")
+    assert reloaded.hparams.stage1_checkpoint == str(copy)
+    for mine, theirs in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)

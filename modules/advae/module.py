@@ -37,6 +37,8 @@ from modules.advae.networks import (
 
 log = logging.getLogger(__name__)
 
+#: Drawings shown in predict's grid.png (every synthesis is written as its own PNG regardless).
+GRID_DRAWINGS = 32
 DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin", "Rosy_Cheeks", "Male",
                       "Young"]
 
@@ -444,7 +446,10 @@ class ADVAEStage2(L.LightningModule):
                     out = self.predict_dir / f"{Path(path).stem}_a{k}_s{j}.png"
                     save_image(image, out)
                     written.append(str(out))
-        self._predict_rows.append(torch.stack(columns, 1).flatten(0, 1).cpu())  # (B·(1+M·styles))×3×S×S
+        kept = sum(len(r) for r in self._predict_rows) // len(columns)
+        if kept < GRID_DRAWINGS:  # the grid shows the first drawings only (memory on big folders)
+            rows = torch.stack(columns, 1)[: GRID_DRAWINGS - kept]  # B×(1+M·styles)×3×S×S
+            self._predict_rows.append(rows.flatten(0, 1).cpu())
         self._predict_columns = len(columns)
         return written
 

@@ -190,3 +190,12 @@ def test_a_stage2_checkpoint_reloads_without_its_stage1_file(trained_stage1, cel
     assert reloaded.hparams.stage1_checkpoint == str(copy)
     for mine, theirs in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True):
         assert torch.equal(mine, theirs)
+
+
+def test_predict_on_celeba_uses_the_test_split_drawings(trained_stage1, celeba, tmp_path):
+    _, path, *_ = trained_stage1
+    model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16,
+                        num_styles=2)
+    trainer(tmp_path, limit_predict_batches=1).predict(model, celeba)
+    written = list((tmp_path / "predict").glob("*_a*_s*.png"))
+    assert len(written) == 8 * 4 * 2  # 8 test images × one setting per hair colour × 2 sampled styles

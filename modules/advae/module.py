@@ -83,6 +83,11 @@ class ADVAEStage1(L.LightningModule):
         lr: Adam learning rate of the VAE.
         adv_lr: Adam learning rate of the adversary.
         clf_lr: Adam learning rate of the evaluation classifier.
+        content_from: what the content posterior q(z_content|·) reads. ``photo`` (default): one
+            encoder reads the photo and outputs both parts, as PAPERS.md §3 states; nothing then
+            decides which part holds the face. ``drawing``: z_content is read from the photo's XDoG
+            drawing and z_style from the photo (a style-only encoder), so the face's contours can
+            only be content and the rest (background, illumination) must be style.
         control_batches: validation batches on which attribute control is measured.
         media_samples: images shown in the validation grids.
     """
@@ -90,15 +95,20 @@ class ADVAEStage1(L.LightningModule):
     def __init__(self, attributes: list[str] | None = None, image_size: int = 64, content_dim: int = 32,
                  style_dim: int = 16, width: int = 32, reconstruction: str = "bce", beta: float = 1.0,
                  kl_warmup_steps: int = 1000, lambda_adv: float = 1.0, adv_warmup_steps: int = 1000,
-                 lr: float = 1e-3, adv_lr: float = 1e-3, clf_lr: float = 1e-3, control_batches: int = 4,
-                 media_samples: int = 8) -> None:
+                 lr: float = 1e-3, adv_lr: float = 1e-3, clf_lr: float = 1e-3, content_from: str = "photo",
+                 control_batches: int = 4, media_samples: int = 8) -> None:
         super().__init__()
         attributes = list(attributes or DEFAULT_ATTRIBUTES)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.attributes, self.image_size = attributes, image_size
         k = len(attributes)
-        self.encoder = ConvEncoder(3, image_size, width, content_dim, style_dim)
+        if content_from not in ("photo", "drawing"):
+            raise ValueError(f"content_from must be 'photo' or 'drawing', not {content_from!r}")
+        drawn = content_from == "drawing"
+        self.encoder = ConvEncoder(3, image_size, width, 0 if drawn else content_dim, style_dim)
+        self.content_encoder = ConvEncoder(1, image_size, width, content_dim, 0) if drawn else None
+        self.content_dim, self.style_dim = content_dim, style_dim
         self.decoder = AttributeDecoder(content_dim + style_dim, k, image_size, width)
         self.adversary = AttributeAdversary(content_dim + style_dim, k)
         self.classifier = AttributeClassifier(k, image_size)
@@ -108,31 +118,37 @@ class ADVAEStage1(L.LightningModule):
         self._media: dict[str, torch.Tensor] | None = None
 
     # -- the model ---------------------------------------------------------------------------------
-    def encode(self, photos: torch.Tensor) -> tuple[Gaussian, Gaussian]:
-        """``B×3×S×S`` → posteriors over z_content and z_style."""
+    def encode(self, photos: torch.Tensor, drawings: torch.Tensor | None = None) -> tuple[Gaussian, Gaussian]:
+        """``B×3×S×S`` photos (and their ``B×1×S×S`` drawings) → posteriors over z_content and z_style."""
         content, style = self.encoder(photos)
-        assert style is not None
+        if self.content_encoder is not None:
+            if drawings is None:
+                raise KeyError("ADVAEStage1(content_from='drawing') needs the drawings (CelebA with drawings: true)")
+            content = self.content_encoder(drawings)[0]
         return content, style
 
     def decode(self, z: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
         """``B×D`` z and ``B×K`` attributes → ``B×3×S×S`` image in [0, 1]."""
         return torch.sigmoid(self.decoder(z, attributes))
 
-    def reconstruct(self, photos: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, photos: torch.Tensor, attributes: torch.Tensor,
+                    drawings: torch.Tensor | None = None) -> torch.Tensor:
         """Mean reconstruction (posterior means) with the given attributes: ``B×3×S×S`` in [0, 1]."""
-        content, style = self.encode(photos)
+        content, style = self.encode(photos, drawings)
         return self.decode(torch.cat([content.mu, style.mu], 1), attributes)
 
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
-        vae = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        vae = [p for net in (self.encoder, self.content_encoder, self.decoder) if net is not None
+               for p in net.parameters()]
         return (torch.optim.Adam(vae, lr=self.hparams.lr, betas=(0.5, 0.999)),
                 torch.optim.Adam(self.adversary.parameters(), lr=self.hparams.adv_lr, betas=(0.5, 0.999)),
                 torch.optim.Adam(self.classifier.parameters(), lr=self.hparams.clf_lr))
 
-    def losses(self, photos: torch.Tensor, attributes: torch.Tensor, step: int | None = None) -> dict[str, torch.Tensor]:
+    def losses(self, photos: torch.Tensor, attributes: torch.Tensor, step: int | None = None,
+               drawings: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The VAE's loss terms on a batch (weights at ``step``; the full weights when ``None``)."""
-        content, style = self.encode(photos)
+        content, style = self.encode(photos, drawings)
         z = torch.cat([content.sample(), style.sample()], 1)  # B×(Dc+Ds)
         recon = reconstruction_loss(self.decoder(z, attributes), photos, self.hparams.reconstruction)
         kl = (content.kl_to_prior() + style.kl_to_prior()).mean()
@@ -144,7 +160,7 @@ class ADVAEStage1(L.LightningModule):
                 "beta": torch.tensor(beta), "lambda_adv": torch.tensor(lam), "z": z}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        photos, attributes = batch["image"], batch["attributes"]
+        photos, attributes, drawings = batch["image"], batch["attributes"], batch.get("drawing")
         if len(photos) == 0:
             return None
         # The adversary's and the classifier's steps go through the raw optimisers so that
@@ -155,7 +171,7 @@ class ADVAEStage1(L.LightningModule):
         step = self.global_step
         # 1. The adversary learns to read the attributes from (detached) latents.
         with torch.no_grad():
-            content, style = self.encode(photos)
+            content, style = self.encode(photos, drawings)
             z = torch.cat([content.sample(), style.sample()], 1)
         adv_logits = self.adversary(z)
         adv_loss = F.binary_cross_entropy_with_logits(adv_logits, attributes)
@@ -163,7 +179,7 @@ class ADVAEStage1(L.LightningModule):
         self.manual_backward(adv_loss)
         opt_adv.step()
         # 2. The VAE reconstructs with a and fools the adversary.
-        terms = self.losses(photos, attributes, step)
+        terms = self.losses(photos, attributes, step, drawings)
         opt_vae.zero_grad()
         self.manual_backward(terms["loss"])
         opt_vae.step()
@@ -179,11 +195,11 @@ class ADVAEStage1(L.LightningModule):
 
     # -- validation --------------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        photos, attributes = batch["image"], batch["attributes"]
+        photos, attributes, drawings = batch["image"], batch["attributes"], batch.get("drawing")
         if len(photos) == 0:
             return
-        terms = self.losses(photos, attributes)
-        content, style = self.encode(photos)
+        terms = self.losses(photos, attributes, drawings=drawings)
+        content, style = self.encode(photos, drawings)
         z = torch.cat([content.mu, style.mu], 1)
         recon = self.decode(z, attributes)
         n = len(photos)
@@ -207,7 +223,7 @@ class ADVAEStage1(L.LightningModule):
         if self._media is None or self.trainer.sanity_checking:
             return
         photos, attributes = self._media["image"], self._media["attributes"]
-        content, style = self.encode(photos)
+        content, style = self.encode(photos, self._media.get("drawing"))
         z = torch.cat([content.mu, style.mu], 1)
         rows = [self._media["drawing"]] if "drawing" in self._media else []
         log_grid(self, "val/reconstruction", rows + [photos, self.decode(z, attributes)],
@@ -266,10 +282,9 @@ class ADVAEStage2(L.LightningModule):
         # so a stage-2 checkpoint can be rebuilt without the stage-1 file.
         self.hparams.stage1_checkpoint = resolved
         self.hparams.stage1 = _architecture(stage1.hparams)
-        self.encoder, self.decoder, self.classifier = stage1.encoder, stage1.decoder, stage1.classifier
-        for net in (self.encoder, self.decoder, self.classifier):
-            net.requires_grad_(False).eval()
-        self.drawing_encoder = ConvEncoder(1, image_size, width, self.encoder.content_dim, style_dim=0)
+        self.stage1 = stage1  # frozen: photo encoder(s), decoder and the evaluation classifier
+        self.stage1.requires_grad_(False).eval()
+        self.drawing_encoder = ConvEncoder(1, image_size, width, stage1.content_dim, style_dim=0)
         self.val_control = MeanMetric()
         self._media: dict[str, torch.Tensor] | None = None
         self._predict_rows: list[torch.Tensor] = []
@@ -309,9 +324,16 @@ class ADVAEStage2(L.LightningModule):
     def train(self, mode: bool = True) -> ADVAEStage2:
         """Keep the frozen stage-1 networks in evaluation mode (their batch statistics are fixed)."""
         super().train(mode)
-        for net in (self.encoder, self.decoder, self.classifier):
-            net.eval()
+        self.stage1.eval()
         return self
+
+    @property
+    def decoder(self) -> AttributeDecoder:
+        return self.stage1.decoder
+
+    @property
+    def classifier(self) -> AttributeClassifier:
+        return self.stage1.classifier
 
     # -- synthesis ---------------------------------------------------------------------------------
     def content(self, drawings: torch.Tensor) -> Gaussian:
@@ -324,11 +346,11 @@ class ADVAEStage2(L.LightningModule):
 
     def style_of(self, photos: torch.Tensor) -> torch.Tensor:
         """z_style of style photos (posterior mean): ``B×3×S×S`` → ``B×Ds``."""
-        return self.encoder(photos)[1].mu
+        return self.stage1.encoder(photos)[1].mu
 
     def prior_styles(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n×Ds`` styles sampled from the prior N(0, I)."""
-        return torch.randn(n, self.encoder.style_dim, generator=generator).to(self.device)
+        return torch.randn(n, self.stage1.style_dim, generator=generator).to(self.device)
 
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -339,7 +361,7 @@ class ADVAEStage2(L.LightningModule):
             raise KeyError("ADVAEStage2 needs batch['drawing'] (CelebA with drawings: true)")
         photos, attributes, drawings = batch["image"], batch["attributes"], batch["drawing"]
         with torch.no_grad():
-            target, style = self.encoder(photos)
+            target, style = self.stage1.encode(photos, drawings)
         content = self.content(drawings)
         match = target.kl_to(content).mean()  # KL(q(z_c|x) ‖ r(z_c|d))
         terms = {"match": match, "loss": match}

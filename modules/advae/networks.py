@@ -54,7 +54,7 @@ def _down(cin: int, cout: int) -> nn.Sequential:
 
 
 class ConvEncoder(nn.Module):
-    """``B×C×S×S`` → posteriors over z_content (``B×Dc``) and z_style (``B×Ds``, absent when Ds = 0).
+    """``B×C×S×S`` → posteriors over z_content (``B×Dc``) and z_style (``B×Ds``); a head of size 0 is absent.
 
     Args:
         in_channels: 3 for photos, 1 for line drawings.
@@ -71,17 +71,19 @@ class ConvEncoder(nn.Module):
         self.features = nn.Sequential(*[_down(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)], nn.Flatten())
         flat = channels[-1] * 16
         self.content_dim, self.style_dim = content_dim, style_dim
-        self.content = nn.Linear(flat, 2 * content_dim)
+        self.content = nn.Linear(flat, 2 * content_dim) if content_dim else None
         self.style = nn.Linear(flat, 2 * style_dim) if style_dim else None
 
-    def forward(self, x: torch.Tensor) -> tuple[Gaussian, Gaussian | None]:
+    def forward(self, x: torch.Tensor) -> tuple[Gaussian | None, Gaussian | None]:
         h = self.features(x)  # B×(C·4·4)
-        mu, logvar = self.content(h).chunk(2, dim=-1)
-        content = Gaussian(mu, logvar.clamp(-10, 10))
-        if self.style is None:
-            return content, None
-        mu, logvar = self.style(h).chunk(2, dim=-1)
-        return content, Gaussian(mu, logvar.clamp(-10, 10))
+        heads = []
+        for head in (self.content, self.style):
+            if head is None:
+                heads.append(None)
+                continue
+            mu, logvar = head(h).chunk(2, dim=-1)
+            heads.append(Gaussian(mu, logvar.clamp(-10, 10)))
+        return heads[0], heads[1]
 
 
 class _UpBlock(nn.Module):

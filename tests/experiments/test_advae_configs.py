@@ -58,7 +58,7 @@ def test_stage1_then_stage2_then_predict_from_the_command_line(sample, tmp_path)
     stage2 = main(["fit", "-c", str(advae / "celeba_stage2.yaml"), *data, *quick,
                    f"--model.init_args.stage1_checkpoint={tmp_path}/s1/checkpoints/*.ckpt",
                    f"--trainer.default_root_dir={tmp_path / 's2'}"])
-    assert stage2.model.encoder.content_dim == 16  # the demo's stage 1, not a fresh default one
+    assert stage2.model.stage1.content_dim == 16  # the demo's stage 1, not a fresh default one
     drawings = LineDrawings.write_sample(tmp_path / "faces")
     main(["predict", "-c", str(advae / "celeba_stage2.yaml"), "--trainer.accelerator=cpu",
           f"--ckpt_path={tmp_path}/s2/checkpoints/last.ckpt", "--data=datamodules.sketch.LineDrawings",

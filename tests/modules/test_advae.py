@@ -80,18 +80,24 @@ def trained_stage1(celeba, tmp_path_factory):
     return model, path, before, hair_control(model, batch), fit
 
 
-def test_stage1_shapes_finite_losses_and_gradients_reach_every_network(celeba):
-    model = ADVAEStage1(attributes=celeba.attributes, image_size=32, **SMALL)
+@pytest.mark.parametrize("content_from", ["photo", "drawing"])
+def test_stage1_shapes_finite_losses_and_gradients_reach_every_network(celeba, content_from):
+    model = ADVAEStage1(attributes=celeba.attributes, image_size=32, content_from=content_from, **SMALL)
     batch = val_batch(celeba)
-    content, style = model.encode(batch["image"])
+    x, a, d = batch["image"], batch["attributes"], batch["drawing"]
+    content, style = model.encode(x, d)
     assert content.mu.shape == (32, 16) and style.mu.shape == (32, 8)
-    assert model.reconstruct(batch["image"], batch["attributes"]).shape == (32, 3, 32, 32)
+    assert model.reconstruct(x, a, d).shape == (32, 3, 32, 32)
     assert model.adversary(torch.cat([content.mu, style.mu], 1)).shape == (32, 8)
-    terms = model.losses(batch["image"], batch["attributes"])
+    terms = model.losses(x, a, drawings=d)
     assert all(torch.isfinite(v).all() for v in terms.values())
     terms["loss"].backward()
-    for name, p in list(model.encoder.named_parameters()) + list(model.decoder.named_parameters()):
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    optimised = [p for group in model.configure_optimizers()[0].param_groups for p in group["params"]]
+    assert optimised and all(p.grad is not None and p.grad.abs().sum() > 0 for p in optimised)
+    if content_from == "drawing":  # z_content cannot see the photo, only its drawing
+        assert model.content_encoder is not None and model.encoder.content is None
+        with pytest.raises(KeyError, match="needs the drawings"):
+            model.encode(x)
 
 
 def test_stage1_learns_to_reconstruct_and_obeys_the_requested_hair_colour(trained_stage1):
@@ -115,7 +121,8 @@ def test_validation_logs_control_accuracy_and_writes_grids(trained_stage1):
 def test_stage2_loads_the_stage1_checkpoint_and_learns_against_it_frozen(trained_stage1, celeba, tmp_path):
     stage1, path, *_ = trained_stage1
     model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16)
-    for mine, theirs in zip(model.encoder.state_dict().values(), stage1.encoder.state_dict().values(), strict=True):
+    for mine, theirs in zip(model.stage1.encoder.state_dict().values(), stage1.encoder.state_dict().values(),
+                            strict=True):
         assert torch.equal(mine, theirs)
     assert model.hparams.stage1["content_dim"] == 16
     frozen = {k: v.clone() for k, v in model.decoder.state_dict().items()}
@@ -137,7 +144,7 @@ def test_stage2_loads_the_stage1_checkpoint_and_learns_against_it_frozen(trained
 def test_stage2_takes_the_newest_checkpoint_matching_a_pattern(trained_stage1, celeba):
     _, path, *_ = trained_stage1
     model = ADVAEStage2(stage1_checkpoint=str(path.parent / "*.ckpt"), attributes=celeba.attributes, image_size=32)
-    assert model.encoder.content_dim == 16
+    assert model.stage1.content_dim == 16
 
 
 def test_stage2_without_a_checkpoint_warns_and_a_missing_one_fails(celeba, tmp_path):

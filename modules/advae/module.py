@@ -3,7 +3,7 @@
 Stage 1 (``ADVAEStage1``) learns an attribute-disentangled VAE on photos: q(z|x) with
 z = (z_content, z_style), p(x|z, a), and a latent adversary that predicts a from z and that the
 encoder learns to fool (Fader networks), so that the attributes are carried by a alone. Three
-optimisers take turns in each step (manual optimisation): the adversary, the VAE, and a photo
+optimisers step in each training step (manual optimisation): the VAE, the adversary, and a photo
 attribute classifier used only to measure attribute control on generated images.
 
 Stage 2 (``ADVAEStage2``) learns a drawing encoder r(z_content|d) matched to the frozen stage-1
@@ -152,8 +152,11 @@ class ADVAEStage1(L.LightningModule):
         z = torch.cat([content.sample(), style.sample()], 1)  # B×(Dc+Ds)
         recon = reconstruction_loss(self.decoder(z, attributes), photos, self.hparams.reconstruction)
         kl = (content.kl_to_prior() + style.kl_to_prior()).mean()
-        # Fader: the encoder wants the adversary to read the flipped attributes from z.
-        fool = F.binary_cross_entropy_with_logits(self.adversary(z), 1 - attributes, reduction="sum") / len(z)
+        # Fader: the encoder wants the adversary to read the flipped attributes from z. The adversary
+        # is called with detached weights, so this term moves the encoder only.
+        frozen = {name: p.detach() for name, p in self.adversary.named_parameters()}
+        fooled = torch.func.functional_call(self.adversary, frozen, (z,))
+        fool = F.binary_cross_entropy_with_logits(fooled, 1 - attributes, reduction="sum") / len(z)
         beta = self.hparams.beta * (1.0 if step is None else _ramp(step, self.hparams.kl_warmup_steps))
         lam = self.hparams.lambda_adv * (1.0 if step is None else _ramp(step, self.hparams.adv_warmup_steps))
         return {"loss": recon + beta * kl + lam * fool, "recon": recon, "kl": kl, "adv_fool": fool,
@@ -168,26 +171,20 @@ class ADVAEStage1(L.LightningModule):
         # 32-bit or bf16-mixed (16-mixed's loss scaling would need the wrapped optimisers).
         opt_vae = self.optimizers()[0]
         opt_adv, opt_clf = self.optimizers(use_pl_optimizer=False)[1:]
-        step = self.global_step
-        # 1. The adversary learns to read the attributes from (detached) latents.
-        with torch.no_grad():
-            content, style = self.encode(photos, drawings)
-            z = torch.cat([content.sample(), style.sample()], 1)
-        adv_logits = self.adversary(z)
+        # The VAE reconstructs with a and fools the adversary; the adversary learns to read a from
+        # the (detached) latents; the evaluation classifier learns a from real photos only. The three
+        # losses touch disjoint parameters, so one backward pass serves all three optimisers (and
+        # DDP sees every parameter used once per step).
+        terms = self.losses(photos, attributes, self.global_step, drawings)
+        adv_logits = self.adversary(terms["z"].detach())
         adv_loss = F.binary_cross_entropy_with_logits(adv_logits, attributes)
-        opt_adv.zero_grad()
-        self.manual_backward(adv_loss)
-        opt_adv.step()
-        # 2. The VAE reconstructs with a and fools the adversary.
-        terms = self.losses(photos, attributes, step, drawings)
-        opt_vae.zero_grad()
-        self.manual_backward(terms["loss"])
-        opt_vae.step()
-        # 3. The evaluation classifier learns the attributes from real photos only.
         clf_loss = F.binary_cross_entropy_with_logits(self.classifier(photos), attributes)
-        opt_clf.zero_grad()
-        self.manual_backward(clf_loss)
+        for opt in (opt_vae, opt_adv, opt_clf):
+            opt.zero_grad()
+        self.manual_backward(terms["loss"] + adv_loss + clf_loss)
+        opt_adv.step()
         opt_clf.step()
+        opt_vae.step()
         adv_acc = ((adv_logits > 0) == attributes.bool()).float().mean()
         logs = {f"train/{k}": v.detach() for k, v in terms.items() if k != "z"}
         logs.update({"train/adv_loss": adv_loss.detach(), "train/adv_acc": adv_acc, "train/clf_loss": clf_loss.detach()})

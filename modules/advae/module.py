@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchvision.utils import save_image
 
+from datamodules.celeba import DEFAULT_ATTRIBUTES
 from modules.advae.media import HAIR_GROUP, control_hits, log_grid, sweep_columns, with_attribute
 from modules.advae.networks import (
     AttributeAdversary,
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 
 #: Drawings shown in predict's grid.png (every synthesis is written as its own PNG regardless).
 GRID_DRAWINGS = 32
-DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin", "Rosy_Cheeks", "Male",
-                      "Young"]
 
 
 def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:

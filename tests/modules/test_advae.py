@@ -234,3 +234,13 @@ def test_content_from_drawing_makes_the_background_follow_the_style_photo(celeba
     fit = trainer(tmp_path / "s2", max_steps=2, limit_val_batches=0)
     fit.fit(stage2, celeba)
     assert torch.isfinite(fit.callback_metrics["train/loss"])
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_networks_follow_the_image_size_and_reject_others(size):
+    model = ADVAEStage1(image_size=size, content_dim=8, style_dim=4, width=8)
+    x = torch.rand(2, 3, size, size)
+    assert model.reconstruct(x, torch.zeros(2, 8)).shape == (2, 3, size, size)
+    assert model.classifier(x).shape == (2, 8)
+    with pytest.raises(ValueError, match="image_size must be 4·2\\^n"):
+        ADVAEStage1(image_size=size - 16)

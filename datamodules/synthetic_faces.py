@@ -1,0 +1,93 @@
+"""Synthetic "faces" whose CelebA attributes can be read off their pixels (tests and demos).
+
+Real CelebA cannot be downloaded here, so the AD-VAE tests (PAPERS.md §3) train on drawings of
+faces that carry the attributes they are labelled with, in places a test can measure:
+
+- hair colour (Black/Blond/Brown/Gray_Hair, exactly one per face) is the colour of a hair cap
+  above the face; its top band (``HAIR_PROBE``) is hair on every face, whatever the jitter;
+- Pale_Skin sets a light face-ellipse tone, Rosy_Cheeks two red cheek discs, Male a darker jaw
+  (a beard) and Young larger eyes;
+- the background colour and a light gradient (illumination) are the "style", the face position,
+  size and features the "content", so style transfer has something to transfer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+#: RGB of each hair attribute (0–255).
+HAIR_COLOURS: dict[str, tuple[int, int, int]] = {
+    "Black_Hair": (25, 22, 20),
+    "Blond_Hair": (235, 200, 80),
+    "Brown_Hair": (125, 70, 30),
+    "Gray_Hair": (165, 165, 170),
+}
+SKIN_TONES = {"pale": (250, 226, 214), "default": (196, 140, 100)}
+#: The box (top, left, bottom, right as fractions of the square crop) that is hair on every face.
+HAIR_PROBE = (0.14, 0.40, 0.20, 0.60)
+
+
+def face_image(attributes: dict[str, bool], rng: np.random.Generator, height: int = 78,
+               width: int = 64) -> Image.Image:
+    """Draw one face with ``attributes`` on a ``height×width`` canvas (CelebA's 218:178 aspect).
+
+    The face sits in the centre square (what the CelebA DataModule's center crop keeps).
+    """
+    scale = 4  # draw large, then downsample: anti-aliased edges for the XDoG drawings
+    h, w = height * scale, width * scale
+    top = (h - w) // 2  # the centre square
+    side = w
+    background = tuple(int(v) for v in rng.integers(30, 226, 3))
+    image = Image.new("RGB", (w, h), background)
+    # Illumination: a light horizontal gradient over the background (part of the style).
+    light = rng.uniform(-60, 60)
+    grad = np.linspace(-1, 1, w)[None, :, None] * light
+    base = np.asarray(image, dtype=np.float32) + grad
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+
+    hair_name = next((k for k in HAIR_COLOURS if attributes.get(k)), "Brown_Hair")
+    hair = HAIR_COLOURS[hair_name]
+    cx = side * (0.5 + rng.uniform(-0.03, 0.03))
+    cy = top + side * (0.55 + rng.uniform(-0.03, 0.03))
+    rx, ry = side * rng.uniform(0.22, 0.26), side * rng.uniform(0.28, 0.32)
+    # Hair: a cap from above the probe band down to the ears, then the face ellipse over it.
+    draw.ellipse([cx - rx * 1.35, top + side * 0.08, cx + rx * 1.35, cy + ry * 0.55], fill=hair)
+    tone = SKIN_TONES["pale" if attributes.get("Pale_Skin") else "default"]
+    tone = tuple(int(np.clip(t + rng.normal(0, 6), 0, 255)) for t in tone)
+    draw.ellipse([cx - rx, cy - ry * 0.85, cx + rx, cy + ry], fill=tone)
+    if attributes.get("Male"):  # a beard on the jaw
+        draw.chord([cx - rx, cy - ry * 0.2, cx + rx, cy + ry], 20, 160, fill=tuple(int(c * 0.55) for c in hair))
+    if attributes.get("Rosy_Cheeks"):
+        for sx in (-1, 1):
+            x = cx + sx * rx * 0.55
+            draw.ellipse([x - rx * 0.18, cy + ry * 0.05, x + rx * 0.18, cy + ry * 0.3], fill=(225, 80, 90))
+    eye = rx * (0.16 if attributes.get("Young") else 0.1)
+    for sx in (-1, 1):
+        x = cx + sx * rx * 0.4
+        draw.ellipse([x - eye, cy - ry * 0.25 - eye, x + eye, cy - ry * 0.25 + eye], fill=(20, 20, 30))
+    draw.line([cx - rx * 0.35, cy + ry * 0.5, cx + rx * 0.35, cy + ry * 0.5], fill=(120, 30, 40),
+              width=max(1, int(scale * 1.5)))
+    image = image.filter(ImageFilter.GaussianBlur(scale * 0.4)).resize((width, height), Image.BILINEAR)
+    noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, 3, (height, width, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def random_attributes(names: list[str], rng: np.random.Generator) -> dict[str, bool]:
+    """Independent attributes, except that exactly one hair colour is on (as drawn)."""
+    values = {name: bool(rng.random() < 0.5) for name in names}
+    hair = [k for k in HAIR_COLOURS if k in names]
+    if hair:
+        chosen = hair[int(rng.integers(len(hair)))]
+        for k in hair:
+            values[k] = k == chosen
+    return values
+
+
+def hair_probe_colour(images: torch.Tensor) -> torch.Tensor:
+    """Mean colour of the hair probe box: ``B×3×S×S`` tensor in [0, 1] → ``B×3``."""
+    size = images.shape[-1]
+    top, left, bottom, right = (int(round(f * size)) for f in HAIR_PROBE)
+    return images[..., top:bottom, left:right].mean(dim=(-1, -2))

@@ -1,0 +1,102 @@
+"""CelebA DataModule on a generated tree in the official layout (PAPERS.md §3, DATASETS.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from datamodules.celeba import ATTR_FILE, CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES, CelebA, CelebAFormatError
+from datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
+from datamodules.vea.layouts import LayoutError
+
+
+@pytest.fixture(scope="module")
+def celeba_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("celeba")
+    CelebA.write_sample(root, counts=(24, 8, 8))
+    return root
+
+
+def file_values(root: Path) -> dict[str, list[int]]:
+    lines = (root / ATTR_FILE).read_text().splitlines()
+    return {f"img_align_celeba/{row.split()[0]}": [int(v) for v in row.split()[1:]] for row in lines[2:]}
+
+
+def first_batch(dm: CelebA, split: str = "train") -> dict:
+    dm.setup("fit")
+    loader = dm.train_dataloader() if split == "train" else dm.val_dataloader()
+    return dm.on_after_batch_transfer(next(iter(loader)), 0)
+
+
+def test_sample_is_in_the_official_layout(celeba_root):
+    lines = (celeba_root / ATTR_FILE).read_text().splitlines()
+    assert lines[0] == "40" and lines[1].split() == list(CELEBA_ATTRIBUTES)
+    assert all(len(row.split()) == 41 for row in lines[2:])
+    assert (celeba_root / "img_align_celeba" / "000001.jpg").is_file()
+    codes = [row.split()[1] for row in (celeba_root / "list_eval_partition.txt").read_text().splitlines()]
+    assert codes.count("0") == 24 and codes.count("1") == 8 and codes.count("2") == 8
+
+
+@pytest.mark.parametrize("size", [32, 128])
+def test_batches_hold_cropped_photos_attributes_and_drawings(celeba_root, size):
+    dm = CelebA(root=str(celeba_root), image_size=size, batch_size=8, num_workers=0)
+    batch = first_batch(dm)
+    assert [len(dm.splits[s][0]) for s in ("train", "val", "test")] == [24, 8, 8]  # official partition
+    assert dm.attributes == DEFAULT_ATTRIBUTES
+    assert batch["image"].shape == (8, 3, size, size)
+    assert 0 <= batch["image"].min() and batch["image"].max() <= 1
+    assert batch["drawing"].shape == (8, 1, size, size)
+    values = file_values(celeba_root)
+    columns = [CELEBA_ATTRIBUTES.index(a) for a in DEFAULT_ATTRIBUTES]
+    expected = torch.tensor([[values[p][c] > 0 for c in columns] for p in batch["path"]]).float()
+    assert torch.equal(batch["attributes"], expected)
+
+
+def test_attribute_subset_is_configurable(celeba_root):
+    dm = CelebA(root=str(celeba_root), attributes=["Male", "Pale_Skin"], image_size=32, batch_size=8,
+                num_workers=0, drawings=False)
+    batch = first_batch(dm, "val")
+    values = file_values(celeba_root)
+    expected = torch.tensor([[values[p][CELEBA_ATTRIBUTES.index(a)] > 0 for a in ("Male", "Pale_Skin")]
+                             for p in batch["path"]]).float()
+    assert torch.equal(batch["attributes"], expected) and "drawing" not in batch
+
+
+def test_synthetic_faces_show_their_hair_colour(celeba_root):
+    dm = CelebA(root=str(celeba_root), image_size=32, batch_size=24, num_workers=0, hflip=False, drawings=False)
+    batch = first_batch(dm)
+    palette = torch.tensor(list(HAIR_COLOURS.values())) / 255
+    nearest = torch.cdist(hair_probe_colour(batch["image"]), palette).argmin(1)
+    hair = batch["attributes"][:, :4].argmax(1)  # Black, Blond, Brown, Gray come first
+    assert torch.equal(nearest, hair)
+
+
+def test_undecodable_files_are_skipped_and_counted(tmp_path):
+    CelebA.write_sample(tmp_path, counts=(12, 4, 4), bad_files=True)
+    dm = CelebA(root=str(tmp_path), image_size=32, batch_size=4, num_workers=0)
+    dm.setup("fit")
+    seen = sum(len(dm.on_after_batch_transfer(b, 0)["image"]) for b in dm.train_dataloader())
+    assert dm.skip_report.total() == 2 and seen == 10
+    assert "000001.jpg" in dm.skip_report.summary()
+
+
+def test_malformed_attribute_file_fails_naming_file_and_line(tmp_path):
+    CelebA.write_sample(tmp_path, counts=(4, 2, 2))
+    lines = (tmp_path / ATTR_FILE).read_text().splitlines()
+    lines[4] = " ".join(lines[4].split()[:-3])  # line 5 loses three values
+    (tmp_path / ATTR_FILE).write_text("\n".join(lines) + "\n")
+    with pytest.raises(CelebAFormatError, match=r"list_attr_celeba\.txt, line 5: 37 values for 40 attributes"):
+        CelebA(root=str(tmp_path)).setup("fit")
+    lines[0] = "many"
+    (tmp_path / ATTR_FILE).write_text("\n".join(lines) + "\n")
+    with pytest.raises(CelebAFormatError, match=r"line 1: the image count is not an integer"):
+        CelebA(root=str(tmp_path)).setup("fit")
+
+
+def test_wrong_root_and_unknown_attribute_fail_clearly(celeba_root, tmp_path):
+    with pytest.raises(LayoutError, match="first missing path: .*img_align_celeba"):
+        CelebA(root=str(tmp_path)).setup("fit")
+    with pytest.raises(CelebAFormatError, match="no attribute named Blue_Hair"):
+        CelebA(root=str(celeba_root), attributes=["Blue_Hair"]).setup("fit")

@@ -1,0 +1,246 @@
+"""AD-VAE (PAPERS.md §3) on synthetic faces in CelebA's layout whose attributes are visible.
+
+The learning test trains stage 1 for eighty CPU steps and then asks for each hair colour:
+the hair region of the generated face must take the requested colour far more often than chance.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules.celeba import CelebA
+from datamodules.sketch import LineDrawings
+from datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
+from modules.advae import ADVAEStage1, ADVAEStage2
+from modules.advae.media import with_attribute
+
+SMALL = {"content_dim": 16, "style_dim": 8, "width": 16}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Two busy cores: one intra-op thread is several times faster for these tiny networks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def celeba(tmp_path_factory) -> CelebA:
+    root = tmp_path_factory.mktemp("celeba")
+    overrides = CelebA.write_sample(root, counts=(128, 32, 8))
+    dm = CelebA(**{**overrides, "batch_size": 32})
+    dm.setup("fit")
+    return dm
+
+
+def trainer(root: Path, **kwargs) -> L.Trainer:
+    options = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
+                   num_sanity_val_steps=0, accelerator="cpu", devices=1)
+    return L.Trainer(**{**options, **kwargs})
+
+
+def val_batch(dm: CelebA) -> dict:
+    return dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+
+
+@torch.no_grad()
+def hair_control(model: ADVAEStage1, batch: dict) -> tuple[float, float]:
+    """(reconstruction MSE, share of requested hair colours whose probe colour is nearest the request)."""
+    model.eval()
+    x, a = batch["image"], batch["attributes"]
+    mse = torch.nn.functional.mse_loss(model.reconstruct(x, a), x).item()
+    palette = torch.tensor(list(HAIR_COLOURS.values())) / 255
+    hits = []
+    for index, name in enumerate(HAIR_COLOURS):
+        generated = model.reconstruct(x, with_attribute(a, model.attributes, name, 1.0))
+        hits.append(torch.cdist(hair_probe_colour(generated), palette).argmin(1) == index)
+    return mse, torch.cat(hits).float().mean().item()
+
+
+@pytest.fixture(scope="module")
+def trained_stage1(celeba, tmp_path_factory):
+    """Stage 1 trained for 80 steps; returns (model, checkpoint path, before, after, trainer)."""
+    L.seed_everything(0)
+    model = ADVAEStage1(attributes=celeba.attributes, image_size=32, kl_warmup_steps=50, adv_warmup_steps=50,
+                        control_batches=1, **SMALL)
+    batch = val_batch(celeba)
+    before = hair_control(model, batch)
+    root = tmp_path_factory.mktemp("stage1")
+    fit = trainer(root, max_steps=80, check_val_every_n_epoch=20, limit_val_batches=1)
+    fit.fit(model, celeba)
+    path = root / "stage1.ckpt"
+    fit.save_checkpoint(path)
+    return model, path, before, hair_control(model, batch), fit
+
+
+@pytest.mark.parametrize("content_from", ["photo", "drawing"])
+def test_stage1_shapes_finite_losses_and_gradients_reach_every_network(celeba, content_from):
+    model = ADVAEStage1(attributes=celeba.attributes, image_size=32, content_from=content_from, **SMALL)
+    batch = val_batch(celeba)
+    x, a, d = batch["image"], batch["attributes"], batch["drawing"]
+    content, style = model.encode(x, d)
+    assert content.mu.shape == (32, 16) and style.mu.shape == (32, 8)
+    assert model.reconstruct(x, a, d).shape == (32, 3, 32, 32)
+    assert model.adversary(torch.cat([content.mu, style.mu], 1)).shape == (32, 8)
+    terms = model.losses(x, a, drawings=d)
+    assert all(torch.isfinite(v).all() for v in terms.values())
+    terms["loss"].backward()
+    optimised = [p for group in model.configure_optimizers()[0].param_groups for p in group["params"]]
+    assert optimised and all(p.grad is not None and p.grad.abs().sum() > 0 for p in optimised)
+    if content_from == "drawing":  # z_content cannot see the photo, only its drawing
+        assert model.content_encoder is not None and model.encoder.content is None
+        with pytest.raises(KeyError, match="needs the drawings"):
+            model.encode(x)
+
+
+def test_stage1_learns_to_reconstruct_and_obeys_the_requested_hair_colour(trained_stage1):
+    _, _, (mse_before, hair_before), (mse_after, hair_after), _ = trained_stage1
+    assert mse_after < 0.8 * mse_before
+    assert hair_before < 0.45  # chance is 1/4
+    print(f"recon MSE {mse_before:.4f} -> {mse_after:.4f}; hair control {hair_before:.2f} -> {hair_after:.2f}")
+    assert hair_after > 0.6, f"hair colour follows the request in only {hair_after:.0%} of cases"
+
+
+def test_validation_logs_control_accuracy_and_writes_grids(trained_stage1):
+    _, _, _, _, fit = trained_stage1
+    metrics = fit.callback_metrics
+    for key in ("val/loss", "val/recon_mse", "val/attr_control_acc", "val/attr_clf_acc", "val/adv_acc"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    media = {p.name for p in (Path(fit.default_root_dir) / "media").iterdir()}
+    assert {"val_reconstruction_epoch019.png", "val_attribute_sweep_epoch019.png",
+            "val_style_transfer_epoch019.png"} <= media
+
+
+def test_stage2_loads_the_stage1_checkpoint_and_learns_against_it_frozen(trained_stage1, celeba, tmp_path):
+    stage1, path, *_ = trained_stage1
+    model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16)
+    for mine, theirs in zip(model.stage1.encoder.state_dict().values(), stage1.encoder.state_dict().values(),
+                            strict=True):
+        assert torch.equal(mine, theirs)
+    assert model.hparams.stage1["content_dim"] == 16
+    frozen = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    batch = val_batch(celeba)
+    before = model.losses(batch)["match"].item()
+    trainer(tmp_path, max_steps=30, limit_val_batches=1, check_val_every_n_epoch=100).fit(model, celeba)
+    model.eval()
+    with torch.no_grad():
+        after = model.losses(batch)["match"].item()
+    assert after < 0.7 * before
+    assert all(torch.equal(frozen[k], v) for k, v in model.decoder.state_dict().items())
+    # Synthesis: z_style from the prior or from a style photo.
+    with torch.no_grad():
+        sampled = model.synthesise(batch["drawing"], batch["attributes"], model.prior_styles(32))
+        transferred = model.synthesise(batch["drawing"], batch["attributes"], model.style_of(batch["image"]))
+    assert sampled.shape == transferred.shape == (32, 3, 32, 32)
+
+
+def test_stage2_takes_the_newest_checkpoint_matching_a_pattern(trained_stage1, celeba):
+    _, path, *_ = trained_stage1
+    model = ADVAEStage2(stage1_checkpoint=str(path.parent / "*.ckpt"), attributes=celeba.attributes, image_size=32)
+    assert model.stage1.content_dim == 16
+
+
+def test_stage2_without_a_checkpoint_warns_and_a_missing_one_fails(celeba, tmp_path):
+    with pytest.warns(UserWarning, match="freshly initialised stage 1"):
+        ADVAEStage2(stage1_checkpoint=None, stage1=SMALL, attributes=celeba.attributes, image_size=32)
+    with pytest.raises(FileNotFoundError, match="stage-1 checkpoint .*nope.ckpt does not exist"):
+        ADVAEStage2(stage1_checkpoint=str(tmp_path / "nope.ckpt"), attributes=celeba.attributes, image_size=32)
+
+
+def test_stage2_rejects_a_stage1_trained_on_other_attributes(trained_stage1):
+    _, path, *_ = trained_stage1
+    with pytest.raises(ValueError, match="trained with attributes"):
+        ADVAEStage2(stage1_checkpoint=str(path), attributes=["Male"], image_size=32)
+
+
+def test_predict_writes_every_synthesis_and_a_grid(trained_stage1, celeba, tmp_path):
+    _, path, *_ = trained_stage1
+    model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16)
+    overrides = LineDrawings.write_sample(tmp_path / "faces")  # 4 photos, turned into drawings
+    chosen = [{"Blond_Hair": 1}, {"Black_Hair": 1, "Pale_Skin": 1}]
+    dm = LineDrawings(**overrides, image_size=32, batch_size=3, chosen_attributes=chosen, num_styles=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer(tmp_path / "run").predict(model, dm)
+    out = tmp_path / "run" / "predict"
+    assert len(list(out.glob("face_*_a*_s*.png"))) == 4 * 2 * 2
+    assert (out / "grid.png").is_file()
+    # With a style photo there is one style (the photo's); without a choice, one setting per hair colour.
+    styled = LineDrawings(**overrides, image_size=32, style_photo=str(tmp_path / "faces" / "face_0.png"))
+    trainer(tmp_path / "styled").predict(model, styled)
+    assert len(list((tmp_path / "styled" / "predict").glob("face_*.png"))) == 4 * 4 * 1
+
+
+def test_predict_rejects_unknown_attributes(tmp_path):
+    with pytest.raises(ValueError, match="unknown attribute"):
+        LineDrawings(root=str(tmp_path), chosen_attributes=[{"Blue_Hair": 1}])
+
+
+def test_a_stage2_checkpoint_reloads_without_its_stage1_file(trained_stage1, celeba, tmp_path):
+    _, path, *_ = trained_stage1
+    copy = tmp_path / "stage1.ckpt"
+    copy.write_bytes(path.read_bytes())
+    model = ADVAEStage2(stage1_checkpoint=str(copy), attributes=celeba.attributes, image_size=32, width=16)
+    fit = trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    fit.fit(model, celeba)
+    fit.save_checkpoint(tmp_path / "stage2.ckpt")
+    copy.unlink()
+    with pytest.warns(UserWarning, match="is gone; stage 1 is rebuilt"):
+        reloaded = ADVAEStage2.load_from_checkpoint(tmp_path / "stage2.ckpt")
+    assert reloaded.hparams.stage1_checkpoint == str(copy)
+    for mine, theirs in zip(reloaded.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)
+
+
+def test_predict_on_celeba_uses_the_test_split_drawings(trained_stage1, celeba, tmp_path):
+    _, path, *_ = trained_stage1
+    model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16,
+                        num_styles=2)
+    trainer(tmp_path, limit_predict_batches=1).predict(model, celeba)
+    written = list((tmp_path / "predict").glob("*_a*_s*.png"))
+    assert len(written) == 8 * 4 * 2  # 8 test images × one setting per hair colour × 2 sampled styles
+
+
+@pytest.mark.slow
+def test_content_from_drawing_makes_the_background_follow_the_style_photo(celeba, tmp_path):
+    """With z_content read from the drawing, z_style is what the drawing lacks: background, light."""
+    L.seed_everything(0)
+    model = ADVAEStage1(attributes=celeba.attributes, image_size=32, kl_warmup_steps=50, adv_warmup_steps=50,
+                        content_from="drawing", **SMALL)
+    fit = trainer(tmp_path, max_steps=120, limit_val_batches=0)
+    fit.fit(model, celeba)
+    fit.save_checkpoint(tmp_path / "stage1.ckpt")
+    model.eval()
+    batch = val_batch(celeba)
+    x, a, d = batch["image"], batch["attributes"], batch["drawing"]
+    other = torch.roll(torch.arange(len(x)), 1)
+    with torch.no_grad():
+        content, style = model.encode(x, d)
+        transferred = model.decode(torch.cat([content.mu, style.mu[other]], 1), a)
+    corner = lambda t: t[..., :4, :4].mean((-1, -2))  # noqa: E731 — the background
+    follows = (corner(transferred) - corner(x[other])).norm(dim=1) < (corner(transferred) - corner(x)).norm(dim=1)
+    assert follows.float().mean() > 0.7
+    # Stage 2 trains against this stage 1 too.
+    stage2 = ADVAEStage2(stage1_checkpoint=str(tmp_path / "stage1.ckpt"), attributes=celeba.attributes,
+                         image_size=32, width=16)
+    assert stage2.stage1.content_encoder is not None
+    fit = trainer(tmp_path / "s2", max_steps=2, limit_val_batches=0)
+    fit.fit(stage2, celeba)
+    assert torch.isfinite(fit.callback_metrics["train/loss"])
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_networks_follow_the_image_size_and_reject_others(size):
+    model = ADVAEStage1(image_size=size, content_dim=8, style_dim=4, width=8)
+    x = torch.rand(2, 3, size, size)
+    assert model.reconstruct(x, torch.zeros(2, 8)).shape == (2, 3, size, size)
+    assert model.classifier(x).shape == (2, 8)
+    with pytest.raises(ValueError, match="image_size must be 4·2\\^n"):
+        ADVAEStage1(image_size=size - 16)

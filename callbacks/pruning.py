@@ -50,6 +50,28 @@ def restore_pruned_structure(module: nn.Module, checkpoint: dict[str, Any]) -> N
     graph_ops.replay(module, state["history"], example)
 
 
+def thin(model: nn.Module, example: torch.Tensor, target_flops_ratio: float, step_ratio: float = 0.05,
+         normalization: str = "mean", min_channels: int = 1, ignored: list[nn.Module] | None = None) -> list[dict]:
+    """Data-free gradual global pruning by L1 weight norm until FLOPs ≤ ``target_flops_ratio``.
+
+    The callback's steps without fine-tuning (what ``benchmarks/pruning_speedup.py`` measures): one
+    global ranking of normalised L1 scores per step, torch-pruning surgery. Returns one row per step.
+    """
+    base = graph_ops.count_flops(model, example)
+    rows, flops = [], base
+    while flops / base > target_flops_ratio:
+        graph = graph_ops.build_graph(model, example)
+        groups = graph_ops.neuron_groups(graph, [*graph_ops.output_layers(graph), *(ignored or [])])
+        scores = normalise(l1_scores(groups), normalization)
+        chosen = select_global(scores, step_count([len(s) for s in scores], step_ratio), min_channels)
+        if not any(chosen):
+            break
+        graph_ops.prune_groups(graph, groups, chosen)
+        flops = graph_ops.count_flops(model, example)
+        rows.append({"step": len(rows) + 1, "flops_ratio": flops / base, "params": graph_ops.count_params(model)})
+    return rows
+
+
 def _images(batch: Any) -> torch.Tensor:
     if isinstance(batch, dict):
         return batch["image"]
@@ -409,4 +431,4 @@ class GradualGlobalPruning(Callback):
             {"history": self.history, "reason": self.reason, "steps": self.step}, indent=1))
 
 
-__all__ = ["GradualGlobalPruning", "restore_pruned_structure"]
+__all__ = ["GradualGlobalPruning", "restore_pruned_structure", "thin"]

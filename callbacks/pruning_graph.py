@@ -102,7 +102,8 @@ def neuron_groups(graph: tp.DependencyGraph, ignored: Iterable[nn.Module]) -> li
                 item.layers.append(layer)
                 item.sites.append(_site(graph, layer))
         groups.append(item)
-    return sorted(groups, key=lambda g: list(names).index(g.name))
+    order = {name: i for i, name in enumerate(names.values())}
+    return sorted(groups, key=lambda item: order[item.name])
 
 
 def prune_groups(graph: tp.DependencyGraph, groups: Sequence[NeuronGroup], selection: Sequence[Sequence[int]]

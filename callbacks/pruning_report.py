@@ -113,7 +113,9 @@ def export_network(module: nn.Module, example: torch.Tensor, folder: str | Path)
         written["module"] = folder / "module.pt"
         wrapped = _Deployable(module).eval()
         try:
-            program = torch.export.export(wrapped, (example,))
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            program = torch.export.export(wrapped, (example.repeat(2, *[1] * (example.dim() - 1)),),
+                                          dynamic_shapes={"x": {0: batch}})
             torch.export.save(program, folder / "program.pt2")
             written["program"] = folder / "program.pt2"
         except Exception as err:

@@ -5,7 +5,7 @@ FLOPs budget ``global`` reached and with the same number of epochs, the comparis
 ``layerwise`` (same ratio per layer, gradual) and ``one_shot`` (everything in one step, then
 fine-tuning). Prints a markdown table of test accuracy, parameters and FLOPs.
 
-    python benchmarks/pruning_fashion.py --train-size 6000 --epochs 10
+    python benchmarks/pruning_fashion.py --train-size 12000 --epochs 14 --warmup 5 --step-ratio 0.05 --threads 1
 
 Reads Fashion-MNIST from the Debian package (``/usr/share/datasets/fashion-mnist``) or ``--root``.
 """
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace, mode: str, target: float | None, out: Path) ->
     data = FashionMNIST(root=args.root, batch_size=128, num_workers=0, val_size=args.val_size,
                         train_size=args.train_size, cache_dir=str(out / "data"))
     model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=args.widths, pool_every=1,
-                               hidden=args.hidden, lr=2e-3)
+                               hidden=args.hidden, lr=2e-3,
+                               step_size=args.lr_step)
     pruning = GradualGlobalPruning(criterion="activation", normalization="mean", mode=mode,
                                    step_ratio=args.step_ratio, min_channels=2, warmup_epochs=args.warmup,
                                    every_n_epochs=1, max_drop=0.01 if mode == "global" else None,
@@ -90,13 +91,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="data")
     parser.add_argument("--out", default="runs/bench_pruning_fashion")
-    parser.add_argument("--train-size", type=int, default=6000)
-    parser.add_argument("--val-size", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--step-ratio", type=float, default=0.15)
+    parser.add_argument("--train-size", type=int, default=12000)
+    parser.add_argument("--val-size", type=int, default=5000)
+    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--step-ratio", type=float, default=0.05)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--lr-step", type=int, default=4, help="epochs between ×0.1 learning-rate decays")
     parser.add_argument("--modes", nargs="+", default=["global", "layerwise", "one_shot"],
                         help="global first; the others prune to the FLOPs ratio it reached")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

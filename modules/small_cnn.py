@@ -48,6 +48,8 @@ class SmallCNNClassifier(EmotionTask):
         pool_every: convolutions between two max pools.
         hidden: units of the hidden linear layer.
         dropout: dropout before the logits.
+        image_size: linked from the data; kept in the hyperparameters only (the network pools
+            globally, so any size works).
         **kwargs: optimiser settings of ``EmotionTask`` (``backbone_lr_mult`` 1: nothing is pretrained).
     """
 
@@ -59,6 +61,7 @@ class SmallCNNClassifier(EmotionTask):
         pool_every: int = 2,
         hidden: int = 128,
         dropout: float = 0.0,
+        image_size: int | None = None,
         lr: float = 2e-3,
         backbone_lr_mult: float = 1.0,
         optimizer: str = "adamw",

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace, mode: str, target: float | None, out: Path) ->
     start = time.time()
     trainer.fit(model, data)
     example = torch.zeros(1, 1, 28, 28)
-    result = {"mode": mode, "minutes": (time.time() - start) / 60, "steps": pruning.step, "reason": pruning.reason,
+    result = {"mode": mode, "minutes": (time.time() - start) / 60, "steps": sum(r["status"] == "accepted" for r in pruning.rows),
+              "epochs": trainer.current_epoch, "reason": pruning.reason,
               "val_baseline": pruning.baseline, "val_final": [r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"]}
     for name, net in (("baseline", keep.model), ("pruned", model)):
         acc = trainer.test(net, data, verbose=False)[0]["test/acc"]
@@ -73,16 +74,17 @@ def run(args: argparse.Namespace, mode: str, target: float | None, out: Path) ->
     return result
 
 
-def table(results: list[dict]) -> str:
-    lines = ["| network | test acc | val acc (baseline → final) | params | FLOPs | FLOPs ratio | steps | stop |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+def table(results: list[dict], args: argparse.Namespace) -> str:
+    lines = ["| network | test acc | val acc (baseline → final) | params | FLOPs | FLOPs ratio | accepted steps | epochs | stop |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     base = results[0]["baseline"]
     lines.append(f"| unpruned baseline | {base['test_acc']:.4f} | {results[0]['val_baseline']:.4f} | "
-                 f"{base['params']:,} | {base['flops']:,} | 1.000 | 0 | – |")
+                 f"{base['params']:,} | {base['flops']:,} | 1.000 | 0 | {args.warmup} | – |")
     for r in results:
         p = r["pruned"]
         lines.append(f"| {r['mode']} | {p['test_acc']:.4f} | {r['val_baseline']:.4f} → {r['val_final']:.4f} | "
-                     f"{p['params']:,} | {p['flops']:,} | {r['flops_ratio']:.3f} | {r['steps']} | {r['reason']} |")
+                     f"{p['params']:,} | {p['flops']:,} | {r['flops_ratio']:.3f} | {r['steps']} | {r.get('epochs', '')} | "
+                     f"{r['reason']} |")
     return "\n".join(lines)
 
 
@@ -117,8 +119,8 @@ def main() -> None:
         if mode not in args.modes and (out / f"{mode}.json").is_file():
             results.append(json.loads((out / f"{mode}.json").read_text()))
     print(f"\nFLOPs budget from global: {budget:.3f}\n")
-    print(table(results))
-    (out / "table.md").write_text(table(results) + "\n")
+    print(table(results, args))
+    (out / "table.md").write_text(table(results, args) + "\n")
 
 
 if __name__ == "__main__":

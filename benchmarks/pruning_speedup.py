@@ -5,7 +5,7 @@ zeroes weights at the same sparsity and, for contrast, does not. All networks ru
 with random weights (latency does not depend on the values), so the ratios are measured under the
 same load. Prints a markdown table; the target is a latency ratio ≤ 0.6 at ≈ half the FLOPs.
 
-    python benchmarks/pruning_speedup.py --size 224 --repeats 3 --threads 1
+    python benchmarks/pruning_speedup.py --size 224 --repeats 5 --threads 1
 """
 
 from __future__ import annotations
@@ -28,16 +28,21 @@ from callbacks.pruning_graph import count_flops, count_params  # noqa: E402
 
 
 @torch.inference_mode()
-def latency(model: torch.nn.Module, batch: int, size: int, repeats: int) -> float:
-    """Median seconds of one forward pass on ``batch×3×size×size`` after one warm-up pass."""
+def latencies(nets: dict[str, torch.nn.Module], batch: int, size: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one forward pass on ``batch×3×size×size`` per network.
+
+    The networks take turns within every repeat (after one warm-up pass each), so a change of load
+    on a shared machine hits them all alike and the ratios stay fair.
+    """
     x = torch.randn(batch, 3, size, size)
-    model(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    for repeat in range(repeats + 1):
+        for name, net in nets.items():
+            start = time.perf_counter()
+            net(x)
+            if repeat:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -70,7 +75,8 @@ def main() -> None:
             f"ModelPruning l1_unstructured {sparsity:.0%}, masks": masked.eval(),
             f"ModelPruning l1_unstructured {sparsity:.0%}, made permanent": permanent.eval()}
     base_flops = count_flops(dense, example)
-    times = {name: {b: latency(net, b, args.size, args.repeats) for b in args.batches} for name, net in nets.items()}
+    by_batch = {b: latencies(nets, b, args.size, args.repeats) for b in args.batches}
+    times = {name: {b: by_batch[b][name] for b in args.batches} for name in nets}
     base = times["unpruned ResNet-50"]
     print(f"\n{len(steps)} global L1 steps of {args.step_ratio:.0%} ({thinning_s:.0f} s); input {args.size}px; "
           f"torch threads {torch.get_num_threads()}; median of {args.repeats}\n")

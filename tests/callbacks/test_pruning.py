@@ -223,10 +223,13 @@ def test_pruned_checkpoint_reloads_identically_in_a_fresh_process(cli_run, tmp_p
     assert torch.allclose(program(x)[-1], exported(x)[-1], atol=1e-5)
     # restoring through ckpt_path into an unpruned module rebuilds it before the weights load
     ckpt = torch.load(cli_run / "pruned/pruned.ckpt", weights_only=False)
-    fresh = SmallCNNClassifier(**{k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")})
+    def init_args(hparams: dict) -> dict:
+        return {k: v for k, v in hparams.items() if not k.startswith("_")}
+
+    fresh = SmallCNNClassifier(**init_args(ckpt["hyper_parameters"]))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path)
-    trainer.validate(fresh, FashionMNIST(**ckpt["datamodule_hyper_parameters"]),
+    trainer.validate(fresh, FashionMNIST(**init_args(ckpt["datamodule_hyper_parameters"])),
                      ckpt_path=cli_run / "pruned/pruned.ckpt", verbose=False)
     assert torch.equal(fresh.eval()(x)[-1], exported(x)[-1])
 

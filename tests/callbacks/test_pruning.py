@@ -252,3 +252,21 @@ def test_ddp_ranks_prune_the_same_neurons(fashion_sample, tmp_path):
     ranks = [json.loads((tmp_path / f"run/pruned/history_rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["steps"] == 2 and ranks[0]["history"]
     assert ranks[0]["history"] == ranks[1]["history"]
+
+
+def test_comparison_modes_are_configured_by_mode():
+    assert GradualGlobalPruning(mode="global_unnormalised").normalization == "none"
+    assert GradualGlobalPruning(mode="layerwise").normalization == "mean"
+    with pytest.raises(ValueError, match="target_flops_ratio"):
+        GradualGlobalPruning(mode="one_shot")
+    with pytest.raises(ValueError, match="criterion"):
+        GradualGlobalPruning(criterion="random")
+
+
+def test_thinning_reaches_a_flops_budget_and_keeps_the_logits():
+    from callbacks.pruning import thin
+
+    net = SmallVGG(1, (8, 16, 16), hidden=16, num_classes=5).eval()
+    rows = thin(net, X[:1], target_flops_ratio=0.5, step_ratio=0.1)
+    assert rows[-1]["flops_ratio"] <= 0.5 < (rows[-2]["flops_ratio"] if len(rows) > 1 else 1.0)
+    assert net.classifier[-1].out_features == 5 and torch.isfinite(net(X)).all()

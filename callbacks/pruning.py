@@ -15,8 +15,11 @@ with ``ckpt_path`` and ``load_from_checkpoint`` rebuild the thinner network befo
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -26,8 +29,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from callbacks import pruning_graph as graph_ops
-from callbacks.pruning_importance import (CRITERIA, MODES, activation_scores, l1_scores, normalise,
-                                          select_global, select_layerwise, step_count)
+from callbacks.pruning_importance import (
+    CRITERIA,
+    MODES,
+    activation_scores,
+    l1_scores,
+    normalise,
+    select_global,
+    select_layerwise,
+    step_count,
+)
 from callbacks.pruning_report import PruningReport, export_network
 
 log = logging.getLogger(__name__)
@@ -373,8 +384,6 @@ class GradualGlobalPruning(Callback):
     def _one_shot_selection(self, trainer: L.Trainer, pl_module: L.LightningModule, groups: list,
                             scores: list[torch.Tensor]) -> list[list[int]]:
         """The smallest global step that meets the FLOPs/parameter target (bisection on the step size)."""
-        import copy
-
         example = self._example(trainer, pl_module)
         total = sum(len(s) for s in scores)
         lo, hi = 0, total
@@ -422,9 +431,6 @@ class GradualGlobalPruning(Callback):
                 export_network(pl_module, self._example(trainer, pl_module), f"{root}/pruned")
 
     def _write_history(self, trainer: L.Trainer) -> None:
-        import json
-        from pathlib import Path
-
         folder = Path(trainer.default_root_dir) / "pruned"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"history_rank{trainer.global_rank}.json").write_text(json.dumps(

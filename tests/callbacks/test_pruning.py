@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 import yaml
+from conftest import REPO, run_cli
 from torch import nn
 
 from callbacks import pruning_graph as g
@@ -17,7 +18,6 @@ from callbacks.pruning import GradualGlobalPruning
 from callbacks.pruning_importance import activation_scores, normalise, select_global, select_layerwise
 from datamodules.fashion_mnist import FashionMNIST
 from modules.small_cnn import SmallCNNClassifier, SmallVGG
-from conftest import REPO, run_cli
 
 X = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 

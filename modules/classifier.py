@@ -60,3 +60,7 @@ class EmotionClassifier(EmotionTask):
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters())
+
+    def pruning_ignored_layers(self) -> list[nn.Module]:
+        """The logits layer (PAPERS.md §2: output layers are never pruned)."""
+        return [self.head[-1]]

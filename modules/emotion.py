@@ -175,6 +175,13 @@ class EmotionTask(L.LightningModule):
             rows.append(row)
         return rows
 
+    # -- pruned checkpoints (PAPERS.md §2) -----------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the thinner network of a pruned checkpoint before its weights load."""
+        from callbacks.pruning import restore_pruned_structure
+
+        restore_pruned_structure(self, checkpoint)
+
     # -- optimisation (PAPERS.md §1: SGD 0.9, backbone lr/10, step decay) -----------------------------------
     def configure_optimizers(self) -> Any:
         head = self.head_parameters()

@@ -1,0 +1,129 @@
+"""What gradual global pruning reports and leaves behind (PAPERS.md §2).
+
+Per step: the widths of every layer, parameters, FLOPs and the monitored metric, written to the
+run folder as ``pruning.csv`` and ``pruning.png`` (metric against FLOPs ratio) and logged to
+W&B as a table and a line plot. At the end, the pruned network for deployment: the whole module
+pickled with its structure (``module.pt``) and a ``torch.export`` program (``program.pt2``), or a
+TorchScript trace when export is not possible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+class PruningReport:
+    """Writes the per-step table (CSV, PNG, W&B) into ``root``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def frame(self, rows: list[dict[str, Any]]):
+        import pandas as pd
+
+        frame = pd.DataFrame([{**r, "widths": json.dumps(r["widths"])} for r in rows])
+        return frame
+
+    def write(self, rows: list[dict[str, Any]], monitor: str, logger: Any = None, final: bool = False) -> None:
+        if not rows:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        frame = self.frame(rows)
+        frame.to_csv(self.root / "pruning.csv", index=False)
+        self.plot(frame, monitor)
+        if final:
+            self._log_wandb(frame, monitor, logger)
+
+    def plot(self, frame: Any, monitor: str) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for status, marker in (("baseline", "s"), ("accepted", "o"), ("rejected", "x")):
+            part = frame[frame["status"] == status]
+            if len(part):
+                ax.plot(part["flops_ratio"], part[monitor], marker, label=status)
+        ax.plot(frame["flops_ratio"], frame[monitor], "-", color="gray", alpha=0.5)
+        ax.set_xlabel("FLOPs / unpruned FLOPs")
+        ax.set_ylabel(monitor)
+        ax.invert_xaxis()
+        ax.set_title("Gradually global pruning")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.root / "pruning.png", dpi=120)
+        plt.close(fig)
+
+    def _log_wandb(self, frame: Any, monitor: str, logger: Any) -> None:
+        loggers = logger if isinstance(logger, list) else [logger]
+        for lg in loggers:
+            if type(lg).__name__ != "WandbLogger":
+                continue
+            try:
+                import wandb
+
+                table = wandb.Table(dataframe=frame)
+                lg.experiment.log({"pruning/steps": table,
+                                   "pruning/metric_vs_flops": wandb.plot.line(
+                                       table, "flops_ratio", monitor, title=f"{monitor} vs FLOPs ratio"),
+                                   "pruning/plot": wandb.Image(str(self.root / "pruning.png"))})
+            except Exception as err:  # a report must never break a finished run
+                warnings.warn(f"could not log the pruning report to W&B: {err}", stacklevel=2)
+
+
+class _Deployable(nn.Module):
+    """The network's forward as a tuple of tensors (what export and TorchScript accept)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.module(x)
+        if isinstance(out, torch.Tensor):
+            return (out,)
+        if isinstance(out, dict):
+            return tuple(v for v in out.values() if isinstance(v, torch.Tensor))
+        return tuple(out)
+
+
+def export_network(module: nn.Module, example: torch.Tensor, folder: str | Path) -> dict[str, Path]:
+    """Save the pruned network with its structure and as a program; returns the written paths.
+
+    ``module.pt``: ``torch.load(..., weights_only=False)`` gives the thinner module back without
+    any code that knows its widths. ``program.pt2``: ``torch.export.load(...).module()(x)``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    was_training = module.training
+    module.eval()
+    try:
+        torch.save(module, folder / "module.pt")
+        written["module"] = folder / "module.pt"
+        wrapped = _Deployable(module).eval()
+        try:
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            program = torch.export.export(wrapped, (example.repeat(2, *[1] * (example.dim() - 1)),),
+                                          dynamic_shapes={"x": {0: batch}})
+            torch.export.save(program, folder / "program.pt2")
+            written["program"] = folder / "program.pt2"
+        except Exception as err:
+            log.warning("torch.export failed (%s); writing a TorchScript trace instead", err)
+            with torch.no_grad():
+                traced = torch.jit.trace(wrapped, example, strict=False)
+            traced.save(str(folder / "program.ts"))
+            written["program"] = folder / "program.ts"
+    finally:
+        module.train(was_training)
+    return written

@@ -1,0 +1,185 @@
+"""Fashion-MNIST: real data a CPU can train on, for the pruning experiments (PAPERS.md §2).
+
+Two on-disk layouts are read, both through torchvision's ``FashionMNIST(download=False)``:
+
+- torchvision's: ``<root>/FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (or ``.gz``);
+- the Debian package ``dataset-fashion-mnist``: the four ``*-ubyte.gz`` files in one folder
+  (``/usr/share/datasets/fashion-mnist``, or ``<root>`` itself). They are decompressed once into
+  ``<cache_dir>/FashionMNIST/raw/`` where torchvision finds them.
+
+Batches are dicts like the VEA modules' (``{"image": B×1×S×S, "label", "index", "path"}``) so every
+``EmotionTask`` trains on them with a flat 10-class taxonomy. The validation set is a seeded
+random part of the 60,000 training images; the 10,000 official test images are the test set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.hierarchy import Taxonomy, flat
+
+CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+MEAN, STD = 0.2860, 0.3530  # pixel statistics of the training images
+
+
+class FashionMNISTError(FileNotFoundError):
+    """Neither of the known Fashion-MNIST layouts was found."""
+
+
+def _present(folder: Path, suffix: str = "") -> bool:
+    return all((folder / f"{name}{suffix}").is_file() for name in FILES)
+
+
+def _decompress(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if not (target / name).is_file():
+            with gzip.open(source / f"{name}.gz", "rb") as fin, open(target / f"{name}.part", "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+            (target / f"{name}.part").rename(target / name)
+
+
+def locate(root: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """The folder to hand torchvision as ``root`` (it reads ``<that>/FashionMNIST/raw``).
+
+    Raises:
+        FashionMNISTError: naming both layouts when neither is present.
+    """
+    root = Path(root).expanduser()
+    raw = root / "FashionMNIST" / "raw"
+    if _present(raw):
+        return root
+    cache = Path(cache_dir).expanduser() if cache_dir else root
+    for source in (raw, root, DEBIAN_DIR):
+        if _present(source, ".gz"):
+            _decompress(source, cache / "FashionMNIST" / "raw")
+            return cache
+    raise FashionMNISTError(
+        f"Fashion-MNIST not found under --data.root {root}. Expected one of:\n"
+        f"  - torchvision's layout: {raw}/{{{','.join(FILES)}}} (optionally .gz)\n"
+        f"  - the Debian package dataset-fashion-mnist: {DEBIAN_DIR}/*-ubyte.gz "
+        f"(`apt install dataset-fashion-mnist`), or those four .gz files directly in {root}")
+
+
+class _Images(Dataset):
+    """``N×28×28`` uint8 images and labels → dict samples, resized to ``size`` and normalised."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, split: str,
+                 size: int) -> None:
+        self.images, self.labels, self.indices, self.split, self.size = images, labels, indices, split, size
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        index = int(self.indices[i])
+        image = self.images[index].float().div(255).unsqueeze(0)           # 1×28×28
+        if self.size != image.shape[-1]:
+            image = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear", align_corners=False)[0]
+        return {"image": (image - MEAN) / STD, "label": int(self.labels[index]), "index": index,
+                "path": f"{self.split}/{index:05d}"}
+
+
+class FashionMNIST(L.LightningDataModule):
+    """Fashion-MNIST as a LightningDataModule with a flat 10-class taxonomy.
+
+    Args:
+        root: torchvision's root (holding ``FashionMNIST/raw``) or a folder of the Debian ``.gz``
+            files; the Debian package's folder is tried when neither is there.
+        batch_size: samples per batch (per device under DDP).
+        num_workers: DataLoader workers.
+        image_size: side of the images fed to the network (28 is native).
+        val_size: training images held out for validation (seeded).
+        train_size: use only this many of the remaining training images (seeded; ``None``: all).
+        seed: seed of the split; the same on every machine.
+        cache_dir: where the Debian ``.gz`` files are decompressed (default: ``root``).
+    """
+
+    num_channels = 1
+
+    def __init__(self, root: str = "data", batch_size: int = 128, num_workers: int = 2, image_size: int = 28,
+                 val_size: int = 5000, train_size: int | None = None, seed: int = 0,
+                 cache_dir: str | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root, self.cache_dir = root, cache_dir
+        self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
+        self.val_size, self.train_size, self.seed = val_size, train_size, seed
+        self.datasets: dict[str, _Images] = {}
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return flat("fashion_mnist", CLASSES)
+
+    @property
+    def taxonomy_spec(self) -> dict[str, Any]:
+        return self.taxonomy.to_dict()
+
+    def prepare_data(self) -> None:
+        locate(self.root, self.cache_dir)  # decompresses once, on one process
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+
+        folder = str(locate(self.root, self.cache_dir))
+        train = TorchvisionFashionMNIST(folder, train=True, download=False)
+        test = TorchvisionFashionMNIST(folder, train=False, download=False)
+        order = torch.randperm(len(train.targets), generator=torch.Generator().manual_seed(self.seed))
+        val, rest = order[: self.val_size], order[self.val_size:]
+        if self.train_size is not None:
+            rest = rest[: self.train_size]
+        self.datasets = {
+            "train": _Images(train.data, train.targets, rest, "train", self.image_size),
+            "val": _Images(train.data, train.targets, val, "train", self.image_size),
+            "test": _Images(test.data, test.targets, torch.arange(len(test.targets)), "test", self.image_size),
+        }
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        self.setup()
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    @classmethod
+    def write_sample(cls, root: str | Path, train: int = 240, test: int = 60, seed: int = 0) -> dict[str, Any]:
+        """Write a tiny Fashion-MNIST in torchvision's raw IDX layout: one separable pattern per class."""
+        rng = np.random.default_rng(seed)
+        raw = Path(root) / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        yy, xx = np.mgrid[0:28, 0:28] / 28.0
+        for split, n in (("train", train), ("t10k", test)):
+            labels = np.arange(n) % len(CLASSES)
+            images = np.empty((n, 28, 28), dtype=np.uint8)
+            for i, label in enumerate(labels):
+                angle = np.pi * label / len(CLASSES)
+                stripes = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * (xx * np.cos(angle) + yy * np.sin(angle)))
+                image = stripes * (0.4 + 0.06 * label) + rng.normal(0, 0.08, (28, 28))
+                images[i] = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+            (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+            (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
+        return {"root": str(root), "val_size": train // 5, "batch_size": 32, "num_workers": 0}

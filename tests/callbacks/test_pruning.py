@@ -1,0 +1,272 @@
+"""Gradually global pruning (PAPERS.md §2): ranking, bias elimination, surgery, stop rule, checkpoints, DDP."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from callbacks import pruning_graph as g
+from callbacks.pruning import GradualGlobalPruning
+from callbacks.pruning_importance import activation_scores, normalise, select_global, select_layerwise
+from conftest import REPO, run_cli
+from datamodules.fashion_mnist import FashionMNIST
+from modules.small_cnn import SmallCNNClassifier, SmallVGG
+
+X = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def _groups(model: nn.Module, x: torch.Tensor = X):
+    graph = g.build_graph(model, x)
+    return graph, g.neuron_groups(graph, g.output_layers(graph))
+
+
+# -- ranking and bias elimination ----------------------------------------------------------------------
+
+def test_ranking_is_one_global_list_over_all_layers():
+    scores = [torch.tensor([0.1, 0.2, 5.0]), torch.tensor([3.0, 4.0, 0.15, 6.0])]
+    chosen = select_global(scores, count=3)
+    assert chosen == [[0, 1], [2]]  # the three lowest of all seven, wherever they are
+
+
+def test_mean_normalisation_keeps_a_small_scale_layer_from_being_emptied():
+    small = torch.tensor([0.010, 0.011, 0.012, 0.013, 0.014])   # a layer with tiny raw activations
+    large = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    biased = select_global(normalise([small, large], "none"), count=5, min_channels=1)
+    fair = select_global(normalise([small, large], "mean"), count=5, min_channels=1)
+    assert len(biased[0]) == 4                    # raw scores empty the small layer down to the minimum
+    assert len(fair[0]) < 4 and len(fair[1]) > 1  # normalised, both layers give neurons
+    for how in ("l2", "max"):
+        assert len(select_global(normalise([small, large], how), count=5)[1]) > 1
+
+
+def test_per_layer_minimum_holds_in_every_mode():
+    scores = [torch.rand(6), torch.rand(9), torch.rand(3)]
+    for chosen in (select_global(scores, count=100, min_channels=2), select_layerwise(scores, 0.99, min_channels=2)):
+        assert [len(s) - len(c) for s, c in zip(scores, chosen, strict=True)] == [2, 2, 2]
+
+
+def test_layerwise_takes_the_same_ratio_per_layer():
+    chosen = select_layerwise([torch.rand(10), torch.rand(40)], 0.1)
+    assert [len(c) for c in chosen] == [1, 4]
+
+
+def test_activation_scores_are_mean_post_activation_magnitudes():
+    net = SmallVGG(1, (4, 6), hidden=5, num_classes=3).eval()
+    _, groups = _groups(net)
+    scores = activation_scores(net, groups, [X], net)
+    first = net.features[2](net.features[1](net.features[0](X)))  # conv → BN → ReLU
+    assert torch.allclose(scores[0], first.mean((0, 2, 3)), atol=1e-6)
+
+
+# -- surgery ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backbone", ["resnet18", pytest.param("vgg11_bn", marks=pytest.mark.slow)])
+def test_output_layers_are_found_and_never_pruned(backbone):
+    from modules.classifier import EmotionClassifier
+
+    model = EmotionClassifier(backbone=backbone, pretrained=False).eval()
+    x = torch.randn(2, 3, 32, 32)
+    graph = g.build_graph(model, x)
+    params = g.count_params(model)
+    assert g.output_layers(graph) == [model.head[-1]]
+    groups = g.neuron_groups(graph, g.output_layers(graph))
+    assert all(model.head[-1] not in grp.layers for grp in groups)
+    chosen = select_global(normalise([torch.rand(grp.width) for grp in groups]), count=300, min_channels=2)
+    g.prune_groups(graph, groups, chosen)
+    out = model(x)
+    assert model.head[-1].out_features == 8 and out[-1].shape == (2, 8)
+    assert torch.isfinite(out[-1]).all() and g.count_params(model) < params
+    if backbone.startswith("vgg"):
+        return
+    # residual additions stay consistent: each block's output width equals its shortcut's
+    for block in model.backbone.stages["layer1"]:
+        assert block.conv2.out_channels == model.backbone.stages["stem"][0].out_channels
+
+
+def test_surgery_keeps_shapes_consistent_and_outputs_finite():
+    model = SmallCNNClassifier(in_channels=1, widths=[8, 8, 16], hidden=12).eval()
+    graph, groups = _groups(model)
+    before = g.count_flops(model, X)
+    g.prune_groups(graph, groups, select_global([torch.rand(grp.width) for grp in groups], count=15))
+    probs = model(X)[-1]
+    assert probs.shape == (2, 8) and torch.isfinite(probs).all()
+    assert g.count_flops(model, X) < before
+    assert sum(g.widths(model).values()) == 8 + 8 + 16 + 12 + 8 - 15
+
+
+def test_removing_all_zero_neurons_leaves_outputs_unchanged():
+    net = SmallVGG(1, (6, 8), hidden=10, num_classes=4).eval()
+    dead = {0: [1, 4], 3: [0, 5, 7]}  # conv index in net.features → dead output channels
+    with torch.no_grad():
+        for i, channels in dead.items():
+            net.features[i].weight[channels] = 0
+            net.features[i + 1].weight[channels] = 0  # BN scale and shift 0: the neuron outputs 0
+            net.features[i + 1].bias[channels] = 0
+        net.classifier[1].weight[[2, 3]] = 0
+        net.classifier[1].bias[[2, 3]] = 0
+    reference = net(X)
+    graph, groups = _groups(net)
+    by_name = {grp.name: grp for grp in groups}
+    g.prune_groups(graph, [by_name["features.0"], by_name["features.3"], by_name["classifier.1"]],
+                   [dead[0], dead[3], [2, 3]])
+    assert g.widths(net) == {"features.0": 4, "features.3": 5, "classifier.1": 8, "classifier.4": 4}
+    assert torch.allclose(net(X), reference, atol=1e-5)
+
+
+# -- the schedule and the stop rule -------------------------------------------------------------------
+
+class ScriptedMetric(SmallCNNClassifier):
+    """Logs a scripted ``val/acc`` per epoch so the stop rule can be driven exactly."""
+
+    script = (0.90, 0.895, 0.50, 0.90, 0.90)
+
+    def on_validation_epoch_end(self) -> None:
+        self.metrics["val"].reset()
+        self.log("val/acc", self.script[self.current_epoch])
+
+
+class KeepAccepted(L.Callback):
+    def __init__(self, pruning: GradualGlobalPruning) -> None:
+        self.pruning, self.saved = pruning, {}
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.pruning.rows and self.pruning.rows[-1]["status"] == "accepted":
+            self.saved = copy.deepcopy(pl_module.state_dict())
+
+
+@pytest.fixture(scope="module")
+def fashion_sample(tmp_path_factory) -> dict:
+    return FashionMNIST.write_sample(tmp_path_factory.mktemp("fashion"), train=80, test=20)
+
+
+def test_stop_rule_restores_the_last_accepted_network(fashion_sample, tmp_path):
+    data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
+    model = ScriptedMetric(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8)
+    pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.2, max_drop=0.01, calibration_batches=1,
+                                   export=False)
+    keep = KeepAccepted(pruning)
+    trainer = L.Trainer(max_epochs=5, callbacks=[pruning, keep], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    assert [r["status"] for r in pruning.rows] == ["baseline", "accepted", "rejected"]
+    assert trainer.current_epoch == 3  # stopped right after the rejected step
+    assert pruning.done and pruning.rows[2]["widths"] != pruning.rows[1]["widths"]
+    assert g.widths(model) == pruning.rows[1]["widths"]
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in keep.saved.items())
+    assert (tmp_path / "pruning.csv").is_file() and (tmp_path / "pruning.png").is_file()
+
+
+def test_optimiser_is_rebuilt_over_the_new_parameters(fashion_sample, tmp_path):
+    data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
+    model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8)
+    pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.2, max_drop=None, criterion="taylor",
+                                   calibration_batches=1, export=False)
+    trainer = L.Trainer(max_epochs=3, callbacks=[pruning], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    assert pruning.step == 2
+    optimised = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in model.parameters()}
+
+
+# -- through the CLI: end to end, checkpoints in a fresh process, DDP -------------------------------------
+
+def _config(tmp_path: Path, sample: dict, extra: dict | None = None) -> Path:
+    config = yaml.safe_load((REPO / "experiments/pruning/fashion_vgg.yaml").read_text())
+    config["trainer"].update({"max_epochs": 3, "enable_progress_bar": False, "log_every_n_steps": 1,
+                              "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                         "init_args": {"save_dir": str(tmp_path / "logs")}}})
+    config["trainer"]["callbacks"][0]["init_args"].update(
+        {"warmup_epochs": 1, "step_ratio": 0.2, "max_drop": None, "calibration_batches": 1})
+    config["model"]["init_args"].update({"widths": [6, 8], "hidden": 8})
+    config["data"]["init_args"].update({**sample, "batch_size": 32})
+    config.update(extra or {})
+    path = tmp_path / "pruning.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_run(fashion_sample, tmp_path_factory) -> Path:
+    """One end-to-end CLI fit with the callback; returns the run folder."""
+    tmp = tmp_path_factory.mktemp("cli")
+    run_cli(["fit", "-c", str(_config(tmp, fashion_sample)), "--trainer.default_root_dir", str(tmp / "run")],
+            cwd=tmp, AFFECTLAB_RUNS=str(tmp / "runs"))
+    return tmp / "run"
+
+
+def test_cli_run_prunes_reports_and_exports(cli_run):
+    rows = (cli_run / "pruning.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 and "flops_ratio" in rows[0]
+    for name in ("module.pt", "program.pt2", "pruned.ckpt", "history_rank0.json"):
+        assert (cli_run / "pruned" / name).is_file()
+    assert json.loads((cli_run / "pruned/history_rank0.json").read_text())["steps"] == 2
+
+
+def test_pruned_checkpoint_reloads_identically_in_a_fresh_process(cli_run, tmp_path):
+    """The CLI trained and pruned in another process; this one only has the files."""
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    exported = torch.load(cli_run / "pruned/module.pt", weights_only=False).eval()
+    program = torch.export.load(cli_run / "pruned/program.pt2").module()
+    loaded = SmallCNNClassifier.load_from_checkpoint(cli_run / "pruned/pruned.ckpt").eval()
+    assert g.widths(loaded) == g.widths(exported) and g.count_params(loaded) < g.count_params(
+        SmallCNNClassifier(in_channels=1, widths=[6, 8], hidden=8))
+    assert torch.equal(loaded(x)[-1], exported(x)[-1])
+    assert torch.allclose(program(x)[-1], exported(x)[-1], atol=1e-5)
+    # restoring through ckpt_path into an unpruned module rebuilds it before the weights load
+    ckpt = torch.load(cli_run / "pruned/pruned.ckpt", weights_only=False)
+    def init_args(hparams: dict) -> dict:
+        return {k: v for k, v in hparams.items() if not k.startswith("_")}
+
+    fresh = SmallCNNClassifier(**init_args(ckpt["hyper_parameters"]))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.validate(fresh, FashionMNIST(**init_args(ckpt["datamodule_hyper_parameters"])),
+                     ckpt_path=cli_run / "pruned/pruned.ckpt", verbose=False)
+    assert torch.equal(fresh.eval()(x)[-1], exported(x)[-1])
+
+
+@pytest.mark.slow
+def test_cli_resume_from_a_pruned_checkpoint_continues_training(cli_run, fashion_sample, tmp_path):
+    config = _config(tmp_path, fashion_sample)
+    run_cli(["fit", "-c", str(config), "--trainer.max_epochs", "4", "--ckpt_path",
+             str(cli_run / "checkpoints/last.ckpt"), "--trainer.default_root_dir", str(tmp_path / "resumed")],
+            cwd=tmp_path)
+    rows = (tmp_path / "resumed/pruning.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # the restored report rows plus the resumed epoch's step
+
+
+@pytest.mark.slow
+def test_ddp_ranks_prune_the_same_neurons(fashion_sample, tmp_path):
+    config = _config(tmp_path, fashion_sample)
+    run_cli(["fit", "-c", str(REPO / "experiments/defaults/ddp_cpu.yaml"), "-c", str(config),
+             "--trainer.default_root_dir", str(tmp_path / "run")], cwd=tmp_path)
+    ranks = [json.loads((tmp_path / f"run/pruned/history_rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["steps"] == 2 and ranks[0]["history"]
+    assert ranks[0]["history"] == ranks[1]["history"]
+
+
+def test_comparison_modes_are_configured_by_mode():
+    assert GradualGlobalPruning(mode="global_unnormalised").normalization == "none"
+    assert GradualGlobalPruning(mode="layerwise").normalization == "mean"
+    with pytest.raises(ValueError, match="target_flops_ratio"):
+        GradualGlobalPruning(mode="one_shot")
+    with pytest.raises(ValueError, match="criterion"):
+        GradualGlobalPruning(criterion="random")
+
+
+def test_thinning_reaches_a_flops_budget_and_keeps_the_logits():
+    from callbacks.pruning import thin
+
+    net = SmallVGG(1, (8, 16, 16), hidden=16, num_classes=5).eval()
+    rows = thin(net, X[:1], target_flops_ratio=0.5, step_ratio=0.1)
+    assert rows[-1]["flops_ratio"] <= 0.5 < (rows[-2]["flops_ratio"] if len(rows) > 1 else 1.0)
+    assert net.classifier[-1].out_features == 5 and torch.isfinite(net(X)).all()

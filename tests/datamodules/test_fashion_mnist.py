@@ -1,0 +1,56 @@
+"""Fashion-MNIST reads torchvision's layout and the Debian package's, and batches like the VEA modules."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from datamodules import fashion_mnist
+from datamodules.fashion_mnist import FILES, FashionMNIST, FashionMNISTError
+
+
+def test_sample_in_torchvision_layout_gives_vea_style_batches(tmp_path):
+    overrides = FashionMNIST.write_sample(tmp_path, train=50, test=20)
+    data = FashionMNIST(**{**overrides, "val_size": 10, "batch_size": 8})
+    data.setup()
+    assert [len(data.datasets[s]) for s in ("train", "val", "test")] == [40, 10, 20]
+    batch = next(iter(data.train_dataloader()))
+    assert set(batch) == {"image", "label", "index", "path"}
+    assert batch["image"].shape == (8, 1, 28, 28) and batch["image"].dtype == torch.float32
+    assert data.num_channels == 1 and data.taxonomy.num_classes == (10,)
+    assert data.taxonomy.leaves[9] == "ankle boot"
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    FashionMNIST.write_sample(tmp_path, train=50, test=10)
+    a, b, c = (FashionMNIST(str(tmp_path), val_size=10, seed=s, num_workers=0) for s in (0, 0, 1))
+    for d in (a, b, c):
+        d.setup()
+    assert torch.equal(a.datasets["val"].indices, b.datasets["val"].indices)
+    assert not torch.equal(a.datasets["val"].indices, c.datasets["val"].indices)
+    assert not set(a.datasets["val"].indices.tolist()) & set(a.datasets["train"].indices.tolist())
+
+
+def test_debian_package_layout_is_decompressed_into_the_cache(tmp_path, monkeypatch):
+    FashionMNIST.write_sample(tmp_path / "src", train=20, test=10)
+    debian = tmp_path / "usr_share"
+    debian.mkdir()
+    for name in FILES:
+        with open(tmp_path / "src/FashionMNIST/raw" / name, "rb") as fin, gzip.open(debian / f"{name}.gz", "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", debian)
+    data = FashionMNIST(str(tmp_path / "empty"), val_size=5, cache_dir=str(tmp_path / "cache"), num_workers=0)
+    data.setup()
+    assert (tmp_path / "cache/FashionMNIST/raw/train-images-idx3-ubyte").is_file()
+    assert len(data.datasets["train"]) == 15
+    # the .gz files handed directly as root work too
+    assert fashion_mnist.locate(debian, tmp_path / "cache2") == tmp_path / "cache2"
+
+
+def test_missing_data_names_both_layouts(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "nowhere")
+    with pytest.raises(FashionMNISTError, match="torchvision's layout.*\n.*dataset-fashion-mnist"):
+        FashionMNIST(str(tmp_path)).setup()

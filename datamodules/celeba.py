@@ -27,6 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from datamodules.images import SkipReport, load_rgb
 from datamodules.sketch import DrawingCache, XDoG
+from datamodules.splits import SplitLoaders
 from datamodules.vea.layouts import LayoutError
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def collate_faces(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-class CelebA(L.LightningDataModule):
+class CelebA(SplitLoaders, L.LightningDataModule):
     """CelebA faces, a chosen attribute subset and their XDoG line drawings (PAPERS.md §3).
 
     Args:
@@ -227,18 +228,6 @@ class CelebA(L.LightningDataModule):
         return DataLoader(self.dataset(split, train), batch_size=self.batch_size, shuffle=train,
                           num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate_faces,
                           drop_last=train and len(self.splits[split][0]) > self.batch_size)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Count skipped files and draw the XDoG line drawings where the batch now is (CPU or GPU)."""

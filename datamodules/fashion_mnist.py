@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.hierarchy import Taxonomy, flat
+from datamodules.splits import SplitLoaders
 
 CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -92,7 +93,7 @@ class _Images(Dataset):
                 "path": f"{self.split}/{index:05d}"}
 
 
-class FashionMNIST(L.LightningDataModule):
+class FashionMNIST(SplitLoaders, L.LightningDataModule):
     """Fashion-MNIST as a LightningDataModule with a flat 10-class taxonomy.
 
     Args:
@@ -148,22 +149,10 @@ class FashionMNIST(L.LightningDataModule):
             "test": _Images(test.data, test.targets, torch.arange(len(test.targets)), "test", self.image_size),
         }
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
         self.setup()
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=train,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     @classmethod
     def write_sample(cls, root: str | Path, train: int = 240, test: int = 60, seed: int = 0) -> dict[str, Any]:

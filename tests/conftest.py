@@ -33,6 +33,17 @@ def fi_sample(tmp_path_factory) -> Path:
     return make_fi_sample(tmp_path_factory.mktemp("fi_sample"), per_class=12, size=48)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """Run a module's tests on one intra-op thread (tiny networks, where threads only add overhead)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that imports this checkout (not another install)."""
     env = dict(os.environ)

@@ -23,6 +23,7 @@ from torchvision.transforms import v2
 
 from datamodules.hierarchy import Taxonomy
 from datamodules.images import SkipReport, load_rgb
+from datamodules.splits import SplitLoaders
 from datamodules.vea import index_cache
 from datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
 
@@ -139,7 +140,7 @@ def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-class VEADataModule(L.LightningDataModule):
+class VEADataModule(SplitLoaders, L.LightningDataModule):
     """Base of every visual-emotion benchmark.
 
     Args:
@@ -322,18 +323,6 @@ class VEADataModule(L.LightningDataModule):
             num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate_skipping,
             persistent_workers=self.persistent_workers, drop_last=False,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Count the samples the workers could not decode, per stage, before the batch moves."""

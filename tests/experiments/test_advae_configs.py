@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from datamodules.celeba import CelebA
 from experiments.cli import main
@@ -14,12 +13,8 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "advae")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two busy cores: one intra-op thread is several times faster for these tiny networks."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread_module):
+    """Tiny networks: one intra-op thread is several times faster than two busy ones."""
 
 
 @pytest.fixture(scope="module")

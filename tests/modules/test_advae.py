@@ -23,12 +23,8 @@ SMALL = {"content_dim": 16, "style_dim": 8, "width": 16}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two busy cores: one intra-op thread is several times faster for these tiny networks."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread_module):
+    """Tiny networks: one intra-op thread is several times faster than two busy ones."""
 
 
 @pytest.fixture(scope="module")

@@ -264,8 +264,9 @@ def test_checkpoint_reloads_alone_with_identical_outputs(tmp_path, fi_sample):
     model = MDAN("mikels", backbone="resnet18", pretrained=False, heads=4, hierarchy_mode="mask", fuse=True,
                  lambda_local=0.5)
     open_mcca(model, 0.3)
-    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=1,
                         default_root_dir=tmp_path)
     trainer.fit(model, datamodule=_fi(fi_sample, batch_size=4, image_size=32))
     assert {"val/acc_l1_global", "val/acc_l2_local", "val/acc_l2_fused", "val/violation_rate"} <= \
@@ -281,6 +282,7 @@ def test_checkpoint_reloads_alone_with_identical_outputs(tmp_path, fi_sample):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow  # about 80 s on two shared cores: two processes each import torch and Lightning
 def test_two_process_cpu_ddp_through_the_cli(tmp_path, fi_sample):
     from tests.conftest import run_cli
 

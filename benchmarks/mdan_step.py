@@ -48,8 +48,8 @@ def make_step(model, optimizer, args):
     labels = model.taxonomy.labels_at_levels(torch.randint(0, model.taxonomy.num_classes[-1], (args.batch,),
                                                            device=args.device))
 
-    def step() -> float:
-        start = time.perf_counter()
+    def step() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
             loss = model.loss(model.compute(images), labels)["loss"]
         optimizer.zero_grad(set_to_none=True)
@@ -57,7 +57,7 @@ def make_step(model, optimizer, args):
         optimizer.step()
         if args.device == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     return step
 
@@ -70,13 +70,23 @@ def peak_memory(kind: str, args: argparse.Namespace) -> dict[str, float]:
     return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
 
 
+def high_water_rss() -> float:
+    """Peak resident set size of this process in MiB (VmHWM; ru_maxrss can carry the parent's peak across fork)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def measure_memory(kind: str, args: argparse.Namespace) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = high_water_rss()
     model, optimizer = build(kind, args)
     step = make_step(model, optimizer, args)
     for _ in range(2):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = high_water_rss()
     result = {"peak_rss": peak, "step_rss": peak - before}
     if args.device == "cuda":
         result["cuda_peak"] = torch.cuda.max_memory_allocated() / 2**20
@@ -102,29 +112,32 @@ def main() -> None:
         return
 
     steps = {kind: make_step(*build(kind, args), args) for kind in ("baseline", "mdan")}
-    times: dict[str, list[float]] = {"baseline": [], "mdan": []}
+    times: dict[str, list[tuple[float, float]]] = {"baseline": [], "mdan": []}
     for i in range(args.warmup + args.steps):
         for kind, step in steps.items():  # alternate, so load changes hit both models alike
             elapsed = step()
             if i >= args.warmup:
                 times[kind].append(elapsed)
-    median = {kind: statistics.median(t) for kind, t in times.items()}
+    # Wall-clock and process CPU time per step; on a shared machine the CPU time is the steadier figure.
+    median = {kind: statistics.median(w for w, _ in t) for kind, t in times.items()}
+    cpu = {kind: statistics.median(c for _, c in t) for kind, t in times.items()}
     memory = {kind: peak_memory(kind, args) for kind in ("baseline", "mdan")}
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
 
     print(f"\n{args.backbone}, {args.size} px, batch {args.batch}, taxonomy {args.taxonomy}, {device}, "
           f"median of {args.steps} steps\n")
-    print("| model | step (s) | images/s | peak RSS (MiB) | step RSS (MiB) |" +
+    print("| model | step, wall (s) | step, CPU time (s) | images/s | peak RSS (MiB) | step RSS (MiB) |" +
           (" CUDA peak (MiB) |" if args.device == "cuda" else ""))
-    print("| --- | --- | --- | --- | --- |" + (" --- |" if args.device == "cuda" else ""))
+    print("| --- | --- | --- | --- | --- | --- |" + (" --- |" if args.device == "cuda" else ""))
     for kind in ("baseline", "mdan"):
         m = memory[kind]
-        row = f"| {kind} | {median[kind]:.3f} | {args.batch / median[kind]:.1f} | {m['peak_rss']:.0f} | {m['step_rss']:.0f} |"
+        row = f"| {kind} | {median[kind]:.3f} | {cpu[kind]:.3f} | {args.batch / median[kind]:.1f} | {m['peak_rss']:.0f} | {m['step_rss']:.0f} |"
         if args.device == "cuda":
             row += f" {m['cuda_peak']:.0f} |"
         print(row)
     ratio_mem = memory["mdan"]["step_rss"] / memory["baseline"]["step_rss"]
-    row = (f"| **MDAN / baseline** | **{median['mdan'] / median['baseline']:.3f}** | | "
+    row = (f"| **MDAN / baseline** | **{median['mdan'] / median['baseline']:.3f}** | "
+           f"**{cpu['mdan'] / cpu['baseline']:.3f}** | | "
            f"{memory['mdan']['peak_rss'] / memory['baseline']['peak_rss']:.3f} | {ratio_mem:.3f} |")
     if args.device == "cuda":
         row += f" {memory['mdan']['cuda_peak'] / memory['baseline']['cuda_peak']:.3f} |"

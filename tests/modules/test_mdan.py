@@ -298,3 +298,14 @@ def test_two_process_cpu_ddp_through_the_cli(tmp_path, fi_sample):
     assert reloaded.taxonomy.name == "mikels"
     assert list((tmp_path / "runs").rglob("cams/epoch000.png"))
     print(f"DDP run took {time.perf_counter() - start:.0f} s")
+
+
+def test_predict_returns_a_prediction_and_probabilities_at_every_level(images):
+    model = small_mdan("webemo").eval()
+    batch = {"image": images, "label": torch.zeros(4, dtype=torch.long), "path": [f"{i}.jpg" for i in range(4)]}
+    rows = model.predict_step(batch, 0)
+    assert len(rows) == 4
+    taxonomy = model.taxonomy
+    for level, names in zip(taxonomy.level_names, taxonomy.levels, strict=True):
+        assert rows[0][f"pred_{level}"] in names
+        assert sum(rows[0][f"p_{level}_{name}"] for name in names) == pytest.approx(1, abs=1e-5)

@@ -11,6 +11,15 @@ from callbacks.cams import LDCAMLogger, cam_grid, cam_stimuli_agreement
 from modules.mdan import MDAN
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def square_stimuli(batch: int = 3, size: int = 32) -> torch.Tensor:
     """``B×1×H×W`` maps with a square of stimuli in the top-left quarter."""
     stimuli = torch.zeros(batch, 1, size, size)

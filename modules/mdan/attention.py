@@ -23,8 +23,11 @@ class MultiHeadCrossChannelAttention(nn.Module):
     positions. The output is added back with a learnable scale initialised to 0, so a pretrained
     backbone starts out unchanged.
 
-    The projections are grouped 1×1 convolutions (one group per head): a dense ``C×C``
-    projection at ResNet's last stage would cost as much as a backbone block, and MDAN's heads
+    As in DANet's channel attention (whose zero-initialised residual scale this follows), the
+    queries are the current channels themselves and the attended channels are added back without
+    an output projection; only keys and values are projected, by one grouped 1×1 convolution
+    (one group per head) from the previous stage's width to twice the current one. Dense ``C×C``
+    projections at ResNet's last stage would cost as much as a backbone block, and MDAN's heads
     must stay cheap beside the backbone (benchmarks/RESULTS.md, "MDAN step").
 
     Args:
@@ -39,9 +42,7 @@ class MultiHeadCrossChannelAttention(nn.Module):
         if channels % heads or source_channels % heads:
             raise ValueError(f"heads={heads} must divide the channel counts {channels} and {source_channels}")
         self.heads = heads
-        self.query = nn.Conv2d(channels, channels, 1, groups=heads, bias=False)
         self.key_value = nn.Conv2d(source_channels, 2 * channels, 1, groups=heads, bias=False)
-        self.out = nn.Conv2d(channels, channels, 1, groups=heads, bias=False)
         self.scale = nn.Parameter(torch.zeros(1))  # residual scale, 0 at start (PAPERS.md §1)
 
     def attend(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,12 +51,12 @@ class MultiHeadCrossChannelAttention(nn.Module):
         source = x if source is None else source
         if source.shape[-2:] != (h, w):  # previous stage is finer: pool it to the current grid
             source = F.adaptive_avg_pool2d(source, (h, w))
-        # Grouped projections keep head i's channels in group i, so the chunks below line up per head.
+        # The grouped projection keeps head i's outputs in group i, so the chunks below line up per head.
         kv = self.key_value(source).view(b, self.heads, 2, c // self.heads, h * w)
-        q = self.query(x).view(b, self.heads, c // self.heads, h * w)        # B×h×(C/h)×HW: channel tokens
+        q = x.reshape(b, self.heads, c // self.heads, h * w)                  # B×h×(C/h)×HW: channel tokens
         k, v = kv[:, :, 0], kv[:, :, 1]                                       # B×h×(C/h)×HW each
         attended = F.scaled_dot_product_attention(q, k, v)                     # softmax(qkᵀ/√HW)·v
-        return self.out(attended.reshape(b, c, h, w))
+        return attended.reshape(b, c, h, w)
 
     def forward(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         """``x + γ·MCCA(x, source)``; ``x``: ``B×C×H×W``, ``source``: ``B×C'×H'×W'`` or ``None``."""

@@ -56,7 +56,7 @@ def _leaves(tree: dict, prefix: str = ""):
 
 
 def test_the_shipped_sweeps_are_there():
-    assert {p.stem for p in SWEEP_FILES} >= {"baseline_demo", "mdan_ablation_fi", "mdan_search_fi", "pruning_fashion"}
+    assert {p.stem for p in SWEEP_FILES} >= {"baseline_demo", "mdan_ablation", "mdan_search_fi", "pruning_fashion"}
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=_id)

@@ -35,7 +35,8 @@ def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: f
         ``auc``: ROC AUC of the CAM value as a detector of stimuli pixels, over all pixels of the
         batch (0.5 = no agreement, 1 = every stimuli pixel scores above every other);
         ``inside_outside``: mean CAM inside the stimuli divided by the mean outside (> 1 = agreement).
-        NaN where a batch has no stimuli pixel or no background pixel.
+        NaN where a batch has no stimuli pixel or no background pixel. Images whose map is missing
+        (all −1, as the EmotionROI reader marks them) are left out.
     """
     if stimuli.dim() == 4:
         stimuli = stimuli[:, 0]
@@ -44,8 +45,10 @@ def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: f
     if stimuli.dim() == 2:
         stimuli = stimuli[None]
     cam = F.interpolate(cam[:, None].float(), size=stimuli.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    inside = stimuli > threshold
     nan = cam.new_tensor(float("nan"))
+    present = stimuli.flatten(1).amin(1) >= 0  # the EmotionROI reader marks a missing map with -1
+    cam, stimuli = cam[present], stimuli[present]
+    inside = stimuli > threshold
     if inside.all() or not inside.any():
         return {"auc": nan, "inside_outside": nan}
     auc = binary_auroc(cam.flatten(), inside.flatten().long())

@@ -70,3 +70,13 @@ def test_the_logger_writes_heat_maps_and_agreement_every_validation_epoch(tmp_pa
     assert sorted(p.name for p in (tmp_path / "cams").glob("*.png")) == ["epoch000.png", "epoch001.png"]
     for key in ("val/cam_auc_l1", "val/cam_auc_l2", "val/cam_inside_outside_l2"):
         assert 0 <= float(trainer.callback_metrics[key]) <= (1 if "auc" in key else 100), key
+
+
+def test_images_without_a_stimuli_map_are_left_out_of_the_agreement():
+    cam = torch.zeros(2, 8, 8)
+    cam[:, :4] = 1.0                                   # attention on the top half
+    stimuli = torch.zeros(2, 1, 8, 8)
+    stimuli[0, :, :4] = 1.0                            # image 0: stimuli on the top half
+    stimuli[1] = -1.0                                  # image 1: map missing
+    agreement = cam_stimuli_agreement(cam, stimuli)
+    assert agreement["auc"] == 1.0

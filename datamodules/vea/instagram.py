@@ -1,23 +1,22 @@
 """Instagram (Katsurai & Satoh, ICASSP 2016): ≈42K crawled images, binary sentiment.
 
-Release layout after crawling: ``{positive,negative}/<file>.jpg`` (or the generic split-file
-form). No official split: the customary stratified, seeded 80/5/15 split is built.
+Crawled and released like its Flickr sibling (``datamodules/vea/flickr.py``): ``{positive,negative}/
+<file>.jpg`` (or the generic split-file form), no official split, so the customary stratified,
+seeded 80/5/15 split is built. Only the name and the default root differ.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from datamodules.vea.base import VEADataModule
+from datamodules.vea.flickr import Flickr
 from datamodules.vea.layouts import ClassFolders, SplitFiles
 
 
-class Instagram(VEADataModule):
+class Instagram(Flickr):
     """Instagram sentiment: negative / positive, seeded 80/5/15."""
 
     benchmark = "Instagram"
-    taxonomy_name = "sentiment"
     layouts = (
         ClassFolders(subdir="", description="the crawled Instagram release: {positive,negative}/<file>.jpg"),
         SplitFiles(),
@@ -25,9 +24,3 @@ class Instagram(VEADataModule):
 
     def __init__(self, root: str = "data/Instagram", **kwargs: Any) -> None:
         super().__init__(root=root, **kwargs)
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from datamodules.synthetic import make_sentiment_sample
-
-        return {"root": str(make_sentiment_sample(root, counts={"positive": 20, "negative": 20})), "image_size": 64}

@@ -11,13 +11,9 @@ from callbacks.cams import LDCAMLogger, cam_grid, cam_stimuli_agreement
 from modules.mdan import MDAN
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_thread_module):
     """One intra-op thread: on a shared 2-core machine more threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def square_stimuli(batch: int = 3, size: int = 32) -> torch.Tensor:

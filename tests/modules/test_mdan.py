@@ -29,13 +29,9 @@ def open_mcca(model: MDAN, scale: float = 0.5) -> None:
             module.scale.data.fill_(scale)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_thread_module):
     """One intra-op thread: on a shared 2-core machine more threads only wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ FLOPs and parameter counts from ``torch.utils.flop_counter``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ def build_graph(model: nn.Module, example: torch.Tensor, forward_fn: ForwardFn =
     Tracing runs in eval mode (batch-norm statistics must not move) and restores the mode after.
     """
     was_training = model.training
-    with torch.enable_grad():
+    trace = getattr(model, "pruning_trace", contextlib.nullcontext)  # a module may simplify what is traced
+    with torch.enable_grad(), trace():
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, forward_fn=forward_fn,
                                                       verbose=False)
     model.train(was_training)

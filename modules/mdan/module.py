@@ -8,6 +8,8 @@ extra validation metrics of the local and fused predictions, and the optimiser i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -133,6 +135,31 @@ class MDAN(EmotionTask):
     def head_parameters(self) -> list[nn.Parameter]:
         """Everything but the backbone: MCCA, local classifiers, global head (lr × 1/backbone_lr_mult)."""
         return [p for name, p in self.net.named_parameters() if not name.startswith("backbone.")]
+
+    # -- gradual global pruning (PAPERS.md §2) ----------------------------------------------------------------
+    def pruning_ignored_layers(self) -> list[nn.Module]:
+        """Output layers (local class maps, global head) and the layers that set each mapped stage's width.
+
+        MCCA projects the previous mapped stage to the current one with grouped convolutions, so the
+        widths of the mapped stages stay as they are; every other backbone neuron can go.
+        """
+        net = self.net
+        layers: list[nn.Module] = [net.global_head] if net.global_head is not None else []
+        for local in net.local or []:
+            layers += [m for m in local.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+        for stage in net.mapping.stages:
+            convs = [m for m in net.backbone.stages[stage].modules() if isinstance(m, nn.Conv2d)]
+            layers.append(convs[-1])  # the stage's output channels (coupled through its residuals)
+        return layers
+
+    @contextmanager
+    def pruning_trace(self) -> Iterator[None]:
+        """Trace for torch-pruning without MCCA and the LDCAM gate (see ``MDANNetwork``)."""
+        self.net.tracing_for_pruning = True
+        try:
+            yield
+        finally:
+            self.net.tracing_for_pruning = False
 
     # -- branch metrics (val/acc_l{l}_global, _local, _fused) -----------------------------------------------
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any] | None:

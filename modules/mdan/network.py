@@ -138,6 +138,10 @@ class MDANNetwork(nn.Module):
         ) if (local_branch or ldcam) else None
         self.ldcam = LevelDependentCAM()
         self.global_head = nn.Linear(channels[-1], taxonomy.num_classes[-1]) if global_branch else None
+        # While torch-pruning traces the network, MCCA and the LDCAM gate are left out: their
+        # channel-to-head views and spatial weighting explode its index mapping, and neither changes
+        # which channels are coupled once the mapped stages keep their width (MDAN.pruning_ignored_layers).
+        self.tracing_for_pruning = False
 
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
         """``images``: ``B×3×S×S``. Returns ``global_logits`` (``B×n_K`` or ``None``),
@@ -150,13 +154,13 @@ class MDANNetwork(nn.Module):
             level = self.mapping.level_of(stage)
             if level is None:
                 continue
-            if self.mcca is not None:
+            if self.mcca is not None and not self.tracing_for_pruning:
                 x = self.mcca[level](x, previous)
-            if self.use_ldcam and cam is not None:
+            if self.use_ldcam and cam is not None and not self.tracing_for_pruning:
                 x = self.ldcam.gate(x, cam)
             if self.local is not None:
                 maps, logits = self.local[level](x)                           # B×n_l×H×W, B×n_l
-                cam = self.ldcam.activation_map(maps, logits)                 # B×H×W
+                cam = None if self.tracing_for_pruning else self.ldcam.activation_map(maps, logits)  # B×H×W
                 local_logits.append(logits)
                 cams.append(cam)
             previous = x

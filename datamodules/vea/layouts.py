@@ -482,23 +482,15 @@ class VoteTable(Layout):
 
 
 @dataclass(frozen=True)
-class JSONSplits(Layout):
+class JSONSplits(SplitFiles):
     """JSON split files listing ``[label, id, image_path, annotation_path]`` entries (EmoSet).
 
     The label is a class name; paths are relative to the root. Entries without an id
     (``[label, image_path, annotation_path]``) are read too.
     """
 
-    lists_files: ClassVar[bool] = True
     files: Mapping[str, str] = field(default_factory=lambda: {"train": "train.json", "val": "val.json", "test": "test.json"})
-    val_fraction: float = 0.1
     description: str = "JSON split files train.json / val.json / test.json with [label, id, image, annotation] entries"
-
-    def required(self, root: Path) -> list[Path]:
-        return [root / self.files["train"], root / self.files["test"]]
-
-    def watched(self, root: Path) -> list[Path]:
-        return [root / f for f in self.files.values() if (root / f).exists()]
 
     def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
         resolve = resolver(taxonomy)

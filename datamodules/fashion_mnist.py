@@ -109,6 +109,8 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
     """
 
     num_channels = 1
+    #: the grey level's mean and std the images are standardised with (0–1), for whoever feeds the trained network
+    input_normalization = ((MEAN,), (STD,))
 
     def __init__(self, root: str = "data", batch_size: int = 128, num_workers: int = 2, image_size: int = 28,
                  val_size: int = 5000, train_size: int | None = None, seed: int = 0,

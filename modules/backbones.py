@@ -111,6 +111,12 @@ class Backbone(nn.Module):
                 break
         return features
 
+    def sequential(self) -> nn.Sequential:
+        """The stages as one ``nn.Sequential`` sharing their modules: ResNet stages by name, VGG layers flat."""
+        if self.name.startswith("resnet"):
+            return nn.Sequential(OrderedDict(self.stages.items()))
+        return nn.Sequential(*(layer for stage in self.stages.values() for layer in stage))
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map, ``B×C×h×w``."""
         for module in self.stages.values():

@@ -58,6 +58,9 @@ class EmotionClassifier(EmotionTask):
     def loss(self, out: dict[str, Any], labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"loss": F.cross_entropy(out["logits"], labels[-1], weight=self.class_weights)}
 
+    def feature_trunk(self) -> nn.Sequential:
+        return self.backbone.sequential()
+
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters())
 

@@ -106,6 +106,10 @@ class EmotionTask(L.LightningModule):
         """Parameters of the new (non-pretrained) layers; the rest is treated as backbone."""
         raise NotImplementedError
 
+    def feature_trunk(self) -> nn.Sequential:
+        """The convolutional trunk, image → last feature map, whose filters feature map inversion shows."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose a convolutional trunk")
+
     # -- steps ----------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Probabilities per level, coarse → fine (each ``B×n_l``)."""

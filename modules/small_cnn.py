@@ -79,6 +79,9 @@ class SmallCNNClassifier(EmotionTask):
     def loss(self, out: dict[str, Any], labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"loss": F.cross_entropy(out["logits"], labels[-1])}
 
+    def feature_trunk(self) -> nn.Sequential:
+        return self.net.features
+
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.net.classifier.parameters())
 

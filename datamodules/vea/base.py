@@ -161,6 +161,8 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
     taxonomy_name: ClassVar[str] = "mikels"
     layouts: ClassVar[tuple[Layout, ...]] = ()
     benchmark: ClassVar[str] = "vea"
+    #: per-channel mean and std the images are standardised with (0–1 RGB), for whoever feeds the trained network
+    input_normalization: ClassVar[tuple[tuple[float, ...], tuple[float, ...]]] = (IMAGENET_MEAN, IMAGENET_STD)
 
     def __init__(
         self,

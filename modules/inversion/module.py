@@ -63,7 +63,8 @@ class InversionModule(LightningModule):
     repeats it once per iteration); the targets are computed from it at the first step.
 
     Args:
-        network, pretrained, pooling, feature_scale: the trunk (``FeatureTrunk``).
+        network, pretrained, pooling, feature_scale: the trunk (``FeatureTrunk``); ``network`` may be the
+            path of a classifier checkpoint written by ``affectlab fit`` (``modules/inversion/trained.py``).
         image_size: S, side of the optimised images (linked from the DataModule).
         optimizer: ``sgd`` (the original) or ``lbfgs`` (an option: strong-Wolfe line search,
             lr 1, no clipping; its curvature memory spans the batch, so it stops for the batch).
@@ -292,8 +293,8 @@ class InversionModule(LightningModule):
 
     # -- outputs --------------------------------------------------------------------------------------
     def results(self) -> torch.Tensor:
-        """The inverted images, post-processed as the original. ``B×3×S×S`` uint8."""
-        return postprocess(self.image.float(), self.hparams.denoise_weight)
+        """The inverted images, post-processed as the original. ``B×3×S×S`` uint8 (grey for a grey-level network)."""
+        return postprocess(self.trunk.preprocess.seen(self.image.float()), self.hparams.denoise_weight)
 
     @rank_zero_only
     def write_outputs(self) -> Path | None:
@@ -306,7 +307,7 @@ class InversionModule(LightningModule):
         grid = [[(shown[key] if isinstance(key, str) else images[key], label) for key, label in row] for row in rows]
         folder = Path(self.trainer.default_root_dir if self._trainer is not None else ".")
         path = save_grid(grid, folder / f"{self.grid_name}.png", row_labels,
-                         title=f"{type(self).__name__} — {self.hparams.network}, {self.iteration} iterations")
+                         title=f"{type(self).__name__} — {Path(self.hparams.network).name}, {self.iteration} iterations")
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=f"inversion/{self.grid_name}", images=[str(path)])

@@ -4,7 +4,8 @@ VGG-19 (the paper's network) is rebuilt from torchvision's ``features`` with Caf
 ``conv1_1, relu1_1, …, pool1, …, relu5_4, pool5`` and its max pools swapped for **average**
 pools, as in the original. Any other torchvision CNN is addressed by the node names of
 ``torchvision.models.feature_extraction`` (``layer3.1.relu_1`` for a ResNet); ``tiny_vgg`` is a
-small VGG-style network with random weights for tests and examples.
+small VGG-style network with random weights for tests and examples; a ``.ckpt`` path is a network
+trained with affectlab (``modules/inversion/trained.py``).
 
 Input space. The image being optimised lives in the original's space: 0–255 RGB minus the ImageNet
 channel means (123.68, 116.779, 103.939). torchvision's weights were trained on 0–1 RGB
@@ -32,30 +33,61 @@ from torchvision.models import get_model
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from modules.backbones import load_weights
+from modules.inversion.trained import is_checkpoint, load_trained_trunk
 
 #: The original's mean of 0–255 RGB (PAPERS.md §4), and torchvision's normalisation of 0–1 RGB.
 CAFFE_MEAN = (123.68, 116.779, 103.939)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
-#: Brings features of a standardised-input network to the magnitude of a 0–255-input one.
-CAFFE_FEATURE_SCALE = 255.0 * sum(TORCHVISION_STD) / 3
+
+
+def feature_scale_for(std: Sequence[float]) -> float:
+    """Brings features of a network fed input standardised by ``std`` to the magnitude of a 0–255-input one."""
+    return 255.0 * sum(std) / len(std)
+
+
+CAFFE_FEATURE_SCALE = feature_scale_for(TORCHVISION_STD)
 
 #: Channel widths of tiny_vgg's blocks: two convolutions per block, VGG-style.
 TINY_VGG = ((8, 8), (16, 16), (32, 32))
 
 
 class CaffeToTorchvision(nn.Module):
-    """Maps the original's input (0–255 RGB minus CAFFE_MEAN) to torchvision's standardised input."""
+    """Maps the original's input (0–255 RGB minus CAFFE_MEAN) to a network's standardised input.
 
-    def __init__(self) -> None:
+    ``mean``/``std`` are the network's per-channel input statistics on the 0–1 scale (torchvision's
+    by default). With a single channel the network is a grey-level one: it sees the mean of the
+    RGB channels, standardised.
+    """
+
+    def __init__(self, mean: Sequence[float] = TORCHVISION_MEAN, std: Sequence[float] = TORCHVISION_STD) -> None:
         super().__init__()
-        mean, tv_mean, tv_std = (torch.tensor(v).view(1, 3, 1, 1) for v in (CAFFE_MEAN, TORCHVISION_MEAN, TORCHVISION_STD))
-        # x_tv = x / (255 σ) + (m_caffe / 255 − m_tv) / σ, an exact per-channel affine map.
-        self.register_buffer("scale", 1.0 / (255.0 * tv_std), persistent=False)
-        self.register_buffer("shift", (mean / 255.0 - tv_mean) / tv_std, persistent=False)
+        if len(mean) not in (1, 3) or len(std) != len(mean):
+            raise ValueError(f"mean and std need 1 (grey) or 3 (RGB) channels, got {mean} and {std}")
+        self.grey = len(mean) == 1
+        caffe = torch.tensor(CAFFE_MEAN).view(1, 3, 1, 1)
+        if self.grey:
+            caffe = caffe.mean(1, keepdim=True)
+        net_mean, net_std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
+        # x_net = x / (255 σ) + (m_caffe / 255 − m_net) / σ, an exact per-channel affine map.
+        self.register_buffer("scale", 1.0 / (255.0 * net_std), persistent=False)
+        self.register_buffer("shift", (caffe / 255.0 - net_mean) / net_std, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # B×3×H×W → B×3×H×W
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # B×3×H×W → B×C×H×W (C: 3, or 1 for grey)
+        if self.grey:
+            x = x.mean(1, keepdim=True)
         return x * self.scale + self.shift
+
+    def seen(self, x: torch.Tensor) -> torch.Tensor:
+        """What of ``x`` (original's space, ``B×3×H×W``) the network sees: all of it, or its grey level."""
+        if not self.grey:
+            return x
+        mean = torch.tensor(CAFFE_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x + mean).mean(1, keepdim=True) - mean
+
+
+#: The layers a VGG-style trunk is made of (and all ``vgg_layers`` can name).
+VGG_MODULES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)
 
 
 def vgg_layers(features: nn.Sequential, pooling: str = "avg") -> OrderedDict[str, nn.Module]:
@@ -126,28 +158,37 @@ class FeatureTrunk(nn.Module):
 
     ``forward(x, layers)`` takes ``B×3×H×W`` images in the original's space (0–255 minus the mean)
     and returns ``{layer: B×C_l×H_l×W_l}`` scaled by ``feature_scale``. For torchvision CNNs other
-than VGG a layer is a ``torch.fx`` node name (``layer2.1.relu_1``) or a module name (``layer2``). With ``truncate`` (the
-    default) the network stops at the deepest requested layer; ``truncate=False`` runs the whole
+    than VGG a layer is a ``torch.fx`` node name (``layer2.1.relu_1``) or a module name (``layer2``).
+    With ``truncate`` (the default) the network stops at the deepest requested layer; ``truncate=False`` runs the whole
     trunk, as a full forward would (the speed baseline in ``benchmarks/inversion.py``).
 
     Args:
-        network: ``vgg19`` (or any torchvision VGG), ``tiny_vgg``, or another torchvision CNN name.
+        network: ``vgg19`` (or any torchvision VGG), ``tiny_vgg``, another torchvision CNN name, or
+            the path of a ``.ckpt`` written by ``affectlab fit`` (``modules.inversion.trained``).
         pretrained: load torchvision's default weights (a clear error names the file when they are
-            neither cached nor downloadable).
+            neither cached nor downloadable); a checkpoint brings its own.
         pooling: ``avg`` (the original) or ``max`` pools in VGG-style trunks.
-        feature_scale: multiplies every code; default ``CAFFE_FEATURE_SCALE`` (module docstring).
+        feature_scale: multiplies every code; default 255 · mean(std) of the network's input
+            standardisation (``CAFFE_FEATURE_SCALE`` for torchvision's, module docstring).
     """
 
     def __init__(self, network: str = "vgg19", pretrained: bool = True, pooling: str = "avg",
                  feature_scale: float | None = None) -> None:
         super().__init__()
         self.network = network
-        self.feature_scale = CAFFE_FEATURE_SCALE if feature_scale is None else float(feature_scale)
         self.preprocess = CaffeToTorchvision()
         self.sequential: nn.Sequential | None = None
         self._extractors: dict[tuple[str, ...], nn.Module] = {}
         self._names: list[str] = []
-        if network == "tiny_vgg":
+        std = TORCHVISION_STD
+        if is_checkpoint(network):
+            trunk, (mean, std) = load_trained_trunk(network)
+            self.preprocess = CaffeToTorchvision(mean, std)
+            if all(isinstance(m, VGG_MODULES) for m in trunk):
+                self.sequential = nn.Sequential(vgg_layers(trunk, pooling))
+            else:
+                self.model = trunk
+        elif network == "tiny_vgg":
             if pretrained:
                 raise ValueError("tiny_vgg has no pretrained weights; pass pretrained=False")
             self.sequential = nn.Sequential(vgg_layers(tiny_vgg(), pooling))
@@ -159,6 +200,7 @@ than VGG a layer is a ``torch.fx`` node name (``layer2.1.relu_1``) or a module n
                 self.sequential = nn.Sequential(vgg_layers(model.features, pooling))
             else:
                 self.model = model
+        self.feature_scale = feature_scale_for(std) if feature_scale is None else float(feature_scale)
         self.requires_grad_(False)
         self.eval()
 
@@ -172,7 +214,7 @@ than VGG a layer is a ``torch.fx`` node name (``layer2.1.relu_1``) or a module n
         if self.sequential is not None:
             return [name for name, _ in self.sequential.named_children()]
         if not self._names:                     # tracing the graph takes a while: once
-            self._names = [n for n in get_graph_node_names(self.model)[1] if n != "x"]
+            self._names = get_graph_node_names(self.model)[1][1:]   # without the input placeholder
         return self._names
 
     def check(self, layers: Sequence[str]) -> None:

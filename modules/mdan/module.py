@@ -136,6 +136,10 @@ class MDAN(EmotionTask):
         """Everything but the backbone: MCCA, local classifiers, global head (lr × 1/backbone_lr_mult)."""
         return [p for name, p in self.net.named_parameters() if not name.startswith("backbone.")]
 
+    def feature_trunk(self) -> nn.Sequential:
+        """The backbone MDAN attends over (feature map inversion shows what its filters extract)."""
+        return self.net.backbone.sequential()
+
     # -- gradual global pruning (PAPERS.md §2) ----------------------------------------------------------------
     def pruning_ignored_layers(self) -> list[nn.Module]:
         """Output layers (local class maps, global head) and the layers that set each mapped stage's width.

@@ -20,6 +20,7 @@ from modules.classifier import EmotionClassifier
 from modules.inversion import FeatureMapInversion
 from modules.inversion.denoise import from_unit
 from modules.inversion.trunk import CaffeToTorchvision, FeatureTrunk
+from modules.mdan import MDAN
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="needs the Debian package dataset-fashion-mnist")
 
@@ -89,17 +90,19 @@ def test_inverting_a_filter_of_the_trained_network_moves_the_energy_into_that_fi
     assert (tmp_path / "filters.png").is_file()
 
 
-def test_a_resnet_checkpoint_is_addressed_by_graph_node_names(tmp_path):
-    model = EmotionClassifier(taxonomy="mikels", backbone="resnet18", pretrained=False)
+@pytest.mark.parametrize("cls", [EmotionClassifier, MDAN])
+def test_a_resnet_checkpoint_is_addressed_by_graph_node_names(cls, tmp_path):
+    model = cls(taxonomy="mikels", backbone="resnet18", pretrained=False)
     checkpoint = tmp_path / "classifier.ckpt"
     torch.save({"state_dict": model.state_dict(), "pytorch-lightning_version": "2.5.0",
-                "hyper_parameters": {**model.hparams, "_class_path": "modules.classifier.EmotionClassifier"},
+                "hyper_parameters": {**model.hparams, "_class_path": f"{cls.__module__}.{cls.__name__}"},
                 "datamodule_hyper_parameters": {"_class_path": "datamodules.vea.FI"}}, checkpoint)
     trunk = FeatureTrunk(str(checkpoint))
     assert "layer3.1.relu_1" in trunk.layer_names and trunk.layer_names[0] == "stem.0"
     x = torch.randn(1, 3, 64, 64)
     codes = trunk(x, ["layer2"])
-    expected = model.eval().backbone(CaffeToTorchvision()(x), until="layer2")["layer2"] * trunk.feature_scale
+    backbone = (model.net if cls is MDAN else model).eval().backbone                # the classifier's own forward
+    expected = backbone(CaffeToTorchvision()(x), until="layer2")["layer2"] * trunk.feature_scale
     assert torch.allclose(codes["layer2"], expected, atol=1e-5)
 
 

@@ -2,7 +2,8 @@
 
 Measures in one run (PAPERS.md §4, issue targets in brackets):
 1. filters per second when ``--filters`` filters of ``--layer`` are inverted together in one batch
-   versus one at a time, with the same iterations (target: batched ≥ 4× more filters/s);
+   versus one at a time, with the same iterations (target: batched ≥ 4× more filters/s); the
+   batch both in one pass through the trunk and ``--chunk`` images at a time (``chunk_size``);
 2. time per iteration of one inversion with the network truncated at the deepest target layer
    versus running the full VGG-19 trunk (target: truncation ≥ 1.5× faster for relu3_2).
 Random VGG-19 weights: speed does not depend on them. An inversion's time is its first step (which
@@ -30,9 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modules.inversion import FeatureMapInversion  # noqa: E402
 
 
-def build(layer: str, filters: list[int], size: int, truncate: bool, device: str) -> FeatureMapInversion:
+def build(layer: str, filters: list[int], size: int, truncate: bool, device: str,
+          chunk: int | None = None) -> FeatureMapInversion:
     module = FeatureMapInversion(network="vgg19", pretrained=False, image_size=size, layers=[layer], filters=filters,
-                                 include_original=False, stop_eps=0.0, truncate=truncate, denoise_weight=0.0)
+                                 include_original=False, stop_eps=0.0, truncate=truncate, denoise_weight=0.0,
+                                 chunk_size=chunk)
     return module.to(device)
 
 
@@ -54,7 +57,7 @@ def invert(module: FeatureMapInversion, content: torch.Tensor, iterations: int, 
     module.prepare({"content": content})
     for _ in range(iterations):
         optimizer.zero_grad()
-        module.image_losses(module.image).sum().backward()
+        module.accumulate_gradients()
         nn.utils.clip_grad_value_([module.image], 10.0)
         optimizer.step()
         schedule.step()
@@ -71,6 +74,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--chunk", type=int, default=2,
+                        help="also time the batch passed through the trunk in chunks of this many images (0: skip)")
     args = parser.parse_args()
     torch.manual_seed(0)
     content = torch.rand(1, 3, args.size, args.size, device=args.device)
@@ -80,27 +85,35 @@ def main() -> None:
     invert(build(args.layer, filters[:2], args.size, True, args.device), content, 1, args.device)
     invert(build(args.layer, filters[:1], args.size, False, args.device), content, 1, args.device)
 
-    # The machine may be shared: per-step medians, and the batched run both before and after the singles.
-    def run(filters_: list[int], truncate: bool = True) -> tuple[float, list[float]]:
-        times = invert(build(args.layer, filters_, args.size, truncate, args.device), content, args.iterations + 1,
-                       args.device)
+    # The machine may be shared: per-step medians over two runs of each batched variant.
+    def run(filters_: list[int], truncate: bool = True, chunk: int | None = None) -> tuple[float, list[float]]:
+        times = invert(build(args.layer, filters_, args.size, truncate, args.device, chunk), content,
+                       args.iterations + 1, args.device)
         return times[0], times[1:]          # the first step also computes the targets
 
-    batched_first, batched_steps = [], []
-    for _ in range(2):
-        first, steps = run(filters)
-        batched_first.append(first)
-        batched_steps += steps
+    def batched_run(chunk: int | None) -> tuple[list[float], list[float]]:
+        firsts, steps = [], []
+        for _ in range(2):
+            first, more = run(filters, chunk=chunk)
+            firsts.append(first)
+            steps += more
+        print(f"batched (chunks of {chunk or args.filters}): {statistics.median(steps):.2f} s/step", file=sys.stderr,
+              flush=True)
+        return firsts, steps
+
+    def seconds(firsts: list[float], steps: list[float]) -> float:
+        """One inversion of `iterations` steps: the first step (with targets) + the median step."""
+        return statistics.median(firsts) + (args.iterations - 1) * statistics.median(steps)
+
+    batched_first, batched_steps = batched_run(None)
+    chunked = batched_run(args.chunk) if 0 < args.chunk < args.filters else None
     single_first, single_steps = [], []
-    print(f"batched: {statistics.median(batched_steps):.2f} s/step", file=sys.stderr, flush=True)
     for k in filters:
         first, steps = run([k])
         single_first.append(first)
         single_steps += steps
-    # time of one inversion of `iterations` steps: the first step (with targets) + the median step
-    batched = statistics.median(batched_first) + (args.iterations - 1) * statistics.median(batched_steps)
-    singles = args.filters * (statistics.median(single_first)
-                              + (args.iterations - 1) * statistics.median(single_steps))
+    batched = seconds(batched_first, batched_steps)
+    singles = args.filters * seconds(single_first, single_steps)
     per_step = {truncate: statistics.median(run([0], truncate)[1]) for truncate in (True, False)}
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
@@ -111,6 +124,11 @@ def main() -> None:
     print(f"| {args.filters} filters together: filters/s | {args.filters / batched:.3f} ({batched:.1f} s) | |")
     print(f"| one filter at a time: filters/s | {args.filters / singles:.3f} ({singles:.1f} s) | |")
     print(f"| batched speed-up | {singles / batched:.2f}× | ≥ 4× |")
+    if chunked is not None:
+        in_chunks = seconds(*chunked)
+        print(f"| {args.filters} filters together, through the trunk {args.chunk} at a time: filters/s | "
+              f"{args.filters / in_chunks:.3f} ({in_chunks:.1f} s) | |")
+        print(f"| batched speed-up, chunks of {args.chunk} | {singles / in_chunks:.2f}× | ≥ 4× |")
     step_ratio = args.filters * statistics.median(single_steps) / statistics.median(batched_steps)
     print(f"| batched speed-up per step, without the targets' forward | {step_ratio:.2f}× | |")
     print(f"| s/iteration, truncated at {args.layer} | {per_step[True]:.3f} | |")

@@ -138,6 +138,8 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
     os.environ.setdefault("WANDB_MODE", "offline")
     # Epoch metrics come from torchmetrics, which already reduce across ranks.
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
+    # Lightning calling a torch pytree API that torch deprecates: nothing a run can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     os.environ.setdefault("WANDB_SILENT", "true")
     torch.set_float32_matmul_precision("high")
     return AffectLabCLI(

@@ -14,7 +14,8 @@ reallocations) and ``StyleTransfer`` (purposeful energy matching next to Gram ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
 from modules.inversion import codes
@@ -81,6 +83,9 @@ class InversionModule(LightningModule):
         seed: seeds the start noise, the random reallocations and a trunk's random weights
             (``pretrained=False``), independently of the global RNG.
         truncate: run the trunk only up to the deepest target layer.
+        chunk_size: images per pass through the trunk (gradients accumulated over the chunks, the
+            same images as one pass); None: the whole batch at once. Bounds memory on a GPU; on a
+            CPU a chunk of 1–2 images is faster per image than large batches (benchmarks/RESULTS.md).
     """
 
     grid_name = "inversion"
@@ -109,10 +114,13 @@ class InversionModule(LightningModule):
         denoise_weight: float = 0.2,
         seed: int = 0,
         truncate: bool = True,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in ("sgd", "lbfgs"):
             raise ValueError(f"optimizer must be 'sgd' or 'lbfgs', got {optimizer!r}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of images or None, got {chunk_size}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.strict_loading = False     # checkpoints leave out the frozen trunk (on_save_checkpoint)
@@ -224,6 +232,30 @@ class InversionModule(LightningModule):
             losses = losses + self.hparams.alpha_weight * alpha_prior(images, self.hparams.alpha)
         return losses
 
+    def accumulate_gradients(self, active: torch.Tensor | None = None,
+                             backward: Callable[[torch.Tensor], Any] = torch.Tensor.backward) -> torch.Tensor:
+        """Each image's loss (``B``, detached), its gradient accumulated into ``image.grad``.
+
+        The loss is a sum over images, so each image gets only its own gradient. With ``chunk_size``
+        the ``active`` images go through the trunk and back ``chunk_size`` at a time: only one
+        chunk's activations are held, and the gradients are those of the whole batch.
+        """
+        size = self.image.shape[0]
+        chosen = torch.arange(size, device=self.image.device) if active is None else active.nonzero()[:, 0]
+        chunk = self.hparams.chunk_size
+        if not chunk or chunk >= len(chosen):
+            losses = self.image_losses(self.image, active)
+            backward(losses.sum())
+            return losses.detach()
+        losses = self.image.new_zeros(size)
+        for part in chosen.split(chunk):
+            mask = torch.zeros(size, dtype=torch.bool, device=self.image.device)
+            mask[part] = True
+            chunk_losses = self.image_losses(self.image, mask)                  # B, zero outside the chunk
+            backward(chunk_losses.sum())
+            losses += chunk_losses.detach()
+        return losses
+
     # -- the optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         if self.hparams.optimizer == "lbfgs":
@@ -248,13 +280,11 @@ class InversionModule(LightningModule):
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            losses = self.image_losses(self.image, running if self.per_image else None)
-            loss = losses.sum()                       # a sum: each image gets only its own gradient
-            self.manual_backward(loss)
+            losses = self.accumulate_gradients(running if self.per_image else None, self.manual_backward)
             if self.hparams.optimizer == "sgd" and self.hparams.clip:
                 nn.utils.clip_grad_value_([self.image], self.hparams.clip)   # element-wise, as MXNet's clip_gradient
-            last["losses"] = losses.detach()
-            return loss
+            last["losses"] = losses
+            return losses.sum()
 
         optimizer.step(closure=closure)
         if self.hparams.optimizer == "sgd":
@@ -280,6 +310,10 @@ class InversionModule(LightningModule):
         self.log("train/loss", losses.sum(), prog_bar=True)
         self.log("train/running", (self.stopped_at == 0).sum().float())
         return losses.sum()
+
+    def on_fit_start(self) -> None:
+        # The trunk is a fixed function of the image and stays in eval mode on purpose.
+        warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode", PossibleUserWarning)
 
     def on_train_start(self) -> None:
         self.iteration = self.global_step           # a resumed run goes on counting

@@ -140,6 +140,21 @@ def test_a_batched_inversion_equals_single_inversions(images, tmp_path):
         assert torch.allclose(single.image[0], batched.image[index], rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_chunks_through_the_trunk_give_the_images_of_one_pass(images, tmp_path, optimizer):
+    settings = dict(image_size=24, include_original=False, stop_eps=0.15, layers=["relu1_2", "relu2_1"],
+                    filters=[0, 1, 2], optimizer=optimizer, **TINY)
+    runs = {}
+    for chunk in (None, 4):                     # 6 images: one pass, or passes of at most 4 images
+        module, sizes = FeatureMapInversion(**settings, chunk_size=chunk), []
+        module.trunk.register_forward_hook(lambda _, inputs, __, sizes=sizes: sizes.append(len(inputs[0])))
+        runs[chunk] = fit(module, images, tmp_path, precision="64-true"), sizes
+    (whole, whole_sizes), (chunked, chunked_sizes) = runs[None], runs[4]
+    assert max(chunked_sizes) == 4 and max(whole_sizes) == 6 and len(chunked_sizes) > len(whole_sizes)
+    assert torch.equal(whole.stopped_at, chunked.stopped_at) and whole.iteration == chunked.iteration
+    assert torch.allclose(whole.image, chunked.image, rtol=1e-9, atol=1e-9)
+
+
 def test_energy_and_gram_losses_are_zero_at_the_style_image(images, tmp_path):
     images.setup()
     module = StyleTransfer(style_layers=["relu1_1", "relu2_1", "relu3_1"], content_layer="relu2_2", image_size=24,

@@ -9,7 +9,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all lint bench clean
+.PHONY: help install demo test test-all lint bench gpu clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}'
@@ -22,10 +22,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create or refresh .venv from pyproject.toml (quick when nothing changed)
 
-demo: install ## train MDAN on the built-in sample set on the CPU (about two minutes)
+demo: install ## train MDAN on the built-in sample set on the CPU (about a minute)
 	$(BIN)/python -m experiments.demo
 
-test: install ## the default test suite (about 15 minutes on 2 CPU cores)
+test: install ## the default test suite (about 4 minutes on 2 CPU cores)
 	$(BIN)/python -m pytest -q
 
 test-all: install ## the default suite plus the slow tests
@@ -36,6 +36,9 @@ lint: install ## ruff over the packages, tests and benchmarks
 
 bench: install ## every speed and memory benchmark; results go to benchmarks/RESULTS.md by hand
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+gpu: install ## on a CUDA machine: the GPU tests and the GPU speed figures (a few minutes)
+	bash benchmarks/gpu_checks.sh
 
 clean: ## remove the virtual environment, runs and generated sample data
 	rm -rf $(VENV) runs data/sample_* .pytest_cache build *.egg-info

@@ -140,17 +140,23 @@ def test_a_batched_inversion_equals_single_inversions(images, tmp_path):
         assert torch.allclose(single.image[0], batched.image[index], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
-def test_chunks_through_the_trunk_give_the_images_of_one_pass(images, tmp_path, optimizer):
-    settings = dict(image_size=24, include_original=False, stop_eps=0.15, layers=["relu1_2", "relu2_1"],
-                    filters=[0, 1, 2], optimizer=optimizer, **TINY)
+CHUNKED = {"filters": (FeatureMapInversion, dict(layers=["relu1_2", "relu2_1"], filters=[0, 1, 2]), 4),
+           "style": (StyleTransfer, dict(style_layers=["relu1_1", "relu2_1"], content_layer="relu2_2"), 1)}
+
+
+@pytest.mark.parametrize("method, optimizer", [("filters", "sgd"), ("filters", "lbfgs"), ("style", "sgd")])
+def test_chunks_through_the_trunk_give_the_images_of_one_pass(images, tmp_path, method, optimizer):
+    cls, arguments, size = CHUNKED[method]
+    settings = dict(image_size=24, stop_eps=0.15, optimizer=optimizer, **arguments, **TINY)
+    if cls is FeatureMapInversion:
+        settings["include_original"] = False
     runs = {}
-    for chunk in (None, 4):                     # 6 images: one pass, or passes of at most 4 images
-        module, sizes = FeatureMapInversion(**settings, chunk_size=chunk), []
+    for chunk in (None, size):                  # one pass, or passes of at most `size` images
+        module, sizes = cls(**settings, chunk_size=chunk), []
         module.trunk.register_forward_hook(lambda _, inputs, __, sizes=sizes: sizes.append(len(inputs[0])))
         runs[chunk] = fit(module, images, tmp_path, precision="64-true"), sizes
-    (whole, whole_sizes), (chunked, chunked_sizes) = runs[None], runs[4]
-    assert max(chunked_sizes) == 4 and max(whole_sizes) == 6 and len(chunked_sizes) > len(whole_sizes)
+    (whole, whole_sizes), (chunked, chunked_sizes) = runs[None], runs[size]
+    assert max(chunked_sizes) == size < max(whole_sizes) and len(chunked_sizes) > len(whole_sizes)
     assert torch.equal(whole.stopped_at, chunked.stopped_at) and whole.iteration == chunked.iteration
     assert torch.allclose(whole.image, chunked.image, rtol=1e-9, atol=1e-9)
 

@@ -270,3 +270,14 @@ def test_thinning_reaches_a_flops_budget_and_keeps_the_logits():
     rows = thin(net, X[:1], target_flops_ratio=0.5, step_ratio=0.1)
     assert rows[-1]["flops_ratio"] <= 0.5 < (rows[-2]["flops_ratio"] if len(rows) > 1 else 1.0)
     assert net.classifier[-1].out_features == 5 and torch.isfinite(net(X)).all()
+
+
+def test_feature_map_inversion_reads_the_pruned_network(cli_run):
+    """The thinner network's surviving filters are what an inversion of the pruned checkpoint addresses."""
+    from modules.inversion.trunk import FeatureTrunk
+
+    pruned = SmallCNNClassifier.load_from_checkpoint(cli_run / "pruned/pruned.ckpt")
+    trunk = FeatureTrunk(str(cli_run / "pruned/pruned.ckpt"))
+    convs = [m.out_channels for m in pruned.net.features if isinstance(m, nn.Conv2d)]
+    assert [trunk.sequential.get_submodule(f"conv1_{i}").out_channels for i in (1, 2)] == convs
+    assert convs != [6, 8] and trunk(torch.randn(1, 3, 28, 28), ["relu1_2"])["relu1_2"].shape[1] == convs[1]

@@ -242,13 +242,8 @@ class InversionModule(LightningModule):
         """
         size = self.image.shape[0]
         chosen = torch.arange(size, device=self.image.device) if active is None else active.nonzero()[:, 0]
-        chunk = self.hparams.chunk_size
-        if not chunk or chunk >= len(chosen):
-            losses = self.image_losses(self.image, active)
-            backward(losses.sum())
-            return losses.detach()
         losses = self.image.new_zeros(size)
-        for part in chosen.split(chunk):
+        for part in chosen.split(self.hparams.chunk_size or size):
             mask = torch.zeros(size, dtype=torch.bool, device=self.image.device)
             mask[part] = True
             chunk_losses = self.image_losses(self.image, mask)                  # B, zero outside the chunk

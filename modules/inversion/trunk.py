@@ -176,14 +176,12 @@ class FeatureTrunk(nn.Module):
                  feature_scale: float | None = None) -> None:
         super().__init__()
         self.network = network
-        self.preprocess = CaffeToTorchvision()
         self.sequential: nn.Sequential | None = None
         self._extractors: dict[tuple[str, ...], nn.Module] = {}
         self._names: list[str] = []
-        std = TORCHVISION_STD
+        mean, std = TORCHVISION_MEAN, TORCHVISION_STD
         if is_checkpoint(network):
             trunk, (mean, std) = load_trained_trunk(network)
-            self.preprocess = CaffeToTorchvision(mean, std)
             if all(isinstance(m, VGG_MODULES) for m in trunk):
                 self.sequential = nn.Sequential(vgg_layers(trunk, pooling))
             else:
@@ -200,6 +198,7 @@ class FeatureTrunk(nn.Module):
                 self.sequential = nn.Sequential(vgg_layers(model.features, pooling))
             else:
                 self.model = model
+        self.preprocess = CaffeToTorchvision(mean, std)
         self.feature_scale = feature_scale_for(std) if feature_scale is None else float(feature_scale)
         self.requires_grad_(False)
         self.eval()

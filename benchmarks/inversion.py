@@ -13,6 +13,7 @@ Prints a markdown table.
 
     python benchmarks/inversion.py                      # 16 filters of relu3_2 at 224 px, 3 iterations
     python benchmarks/inversion.py --iterations 10 --device cuda
+    python benchmarks/inversion.py --trunk-batches 1,2,4,8,16   # the trunk alone: seconds per image by batch size
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modules.inversion import FeatureMapInversion  # noqa: E402
+from modules.inversion.trunk import FeatureTrunk  # noqa: E402
 
 
 def build(layer: str, filters: list[int], size: int, truncate: bool, device: str,
@@ -67,6 +69,24 @@ def invert(module: FeatureMapInversion, content: torch.Tensor, iterations: int, 
     return times
 
 
+def trunk_per_image(layers: list[str], size: int, batches: list[int], device: str, steps: int = 3) -> None:
+    """Seconds per image of one forward-and-backward of the trunk alone, for each batch size (median of ``steps``)."""
+    trunk = FeatureTrunk("vgg19", pretrained=False).to(device)
+    print(f"\nVGG-19 trunk to {','.join(layers)}, {size} px, {device}: seconds per image per step\n")
+    print("| batch | s/image |")
+    print("| --- | --- |")
+    for batch in batches:
+        x = torch.randn(batch, 3, size, size, device=device, requires_grad=True)
+        times = []
+        for _ in range(steps + 1):                  # the first is a warm-up
+            sync(device)
+            start = time.perf_counter()
+            sum(f.pow(2).sum() for f in trunk(x, layers).values()).backward()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        print(f"| {batch} | {statistics.median(times[1:]) / batch:.4f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", default="relu3_2")
@@ -76,8 +96,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--chunk", type=int, default=2,
                         help="also time the batch passed through the trunk in chunks of this many images (0: skip)")
+    parser.add_argument("--trunk-batches", help="only time the trunk alone per image at these batch sizes "
+                        "(comma-separated), up to the comma-separated layers of --layer")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.trunk_batches:
+        trunk_per_image(args.layer.split(","), args.size, [int(b) for b in args.trunk_batches.split(",")], args.device)
+        return
     content = torch.rand(1, 3, args.size, args.size, device=args.device)
     filters = list(range(args.filters))
 

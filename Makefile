@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create or refresh .venv from pyproject.toml (quick when nothing changed)
 
 demo: install ## train MDAN on the built-in sample set on the CPU (about a minute)
-	$(BIN)/python -m experiments.demo
+	$(BIN)/python -m affectlab.experiments.demo
 
 test: install ## the default test suite (about 4 minutes on 2 CPU cores)
 	$(BIN)/python -m pytest -q
@@ -32,7 +32,7 @@ test-all: install ## the default suite plus the slow tests
 	$(BIN)/python -m pytest -q -m ''
 
 lint: install ## ruff over the packages, tests and benchmarks
-	$(BIN)/ruff check experiments modules datamodules callbacks tests benchmarks
+	$(BIN)/ruff check affectlab experiments modules datamodules callbacks tests benchmarks
 
 bench: install ## every speed and memory benchmark; results go to benchmarks/RESULTS.md by hand
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules.hierarchy import MIKELS  # noqa: E402
-from datamodules.vea.layouts import url_file_name  # noqa: E402
+from affectlab.datamodules.hierarchy import MIKELS  # noqa: E402
+from affectlab.datamodules.vea.layouts import url_file_name  # noqa: E402
 
 WEBEMO_LINES = 268_000
 FI_COUNTS = {"amusement": 4942, "anger": 1266, "awe": 3151, "contentment": 5374, "disgust": 1658,
-             "excitement": 2963, "fear": 1032, "sadness": 2922}  # 23,308 (DATASETS.md)
+             "excitement": 2963, "fear": 1032, "sadness": 2922}  # 23,308 (docs/datasets.md)
 
 
 def touch(path: Path) -> None:
@@ -87,7 +87,7 @@ def main() -> None:
     os.environ["AFFECTLAB_RUNS"] = str(base / "runs")
     from torchvision.datasets import ImageFolder
 
-    from datamodules.vea import FI, WEBEmo, index_cache
+    from affectlab.datamodules.vea import FI, WEBEmo, index_cache
 
     start = time.perf_counter()
     if not (base / "webemo" / "test25.txt").exists():

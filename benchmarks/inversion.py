@@ -1,6 +1,6 @@
 """Feature map inversion speed: batched versus one filter at a time, truncated versus full VGG-19.
 
-Measures in one run (PAPERS.md §4, issue targets in brackets):
+Measures in one run (docs/inversion.md, issue targets in brackets):
 1. filters per second when ``--filters`` filters of ``--layer`` are inverted together in one batch
    versus one at a time, with the same iterations (target: batched ≥ 4× more filters/s); the
    batch both in one pass through the trunk and ``--chunk`` images at a time (``chunk_size``);
@@ -29,8 +29,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modules.inversion import FeatureMapInversion  # noqa: E402
-from modules.inversion.trunk import FeatureTrunk  # noqa: E402
+from affectlab.modules.inversion import FeatureMapInversion  # noqa: E402
+from affectlab.modules.inversion.trunk import FeatureTrunk  # noqa: E402
 
 
 def build(layer: str, filters: list[int], size: int, truncate: bool, device: str,

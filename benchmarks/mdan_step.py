@@ -3,7 +3,7 @@
 A step is forward, backward and the optimiser update (SGD with the two parameter groups of
 ``EmotionTask``). Both models are timed in one process, alternating step by step so machine
 load hits both alike; the ratio of median step times is the figure of merit (target ≤ 1.15 for
-ResNet-50, 224 px, batch 8: the heads must be cheap beside the backbone, PAPERS.md §1). Peak
+ResNet-50, 224 px, batch 8: the heads must be cheap beside the backbone, docs/mdan.md). Peak
 memory is measured in a fresh subprocess per model (peak resident set size).
 
     python benchmarks/mdan_step.py                                   # ResNet-50, 224 px, batch 8, CPU
@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modules.classifier import EmotionClassifier  # noqa: E402
-from modules.mdan import MDAN  # noqa: E402
+from affectlab.modules.classifier import EmotionClassifier  # noqa: E402
+from affectlab.modules.mdan import MDAN  # noqa: E402
 
 
 def build(kind: str, args: argparse.Namespace) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

@@ -1,6 +1,6 @@
 """Gradually global pruning of a small VGG on real Fashion-MNIST, against layerwise and one-shot.
 
-PAPERS.md §2: train, then prune with ``max_drop`` of one accuracy point (``global``); then, at the
+docs/pruning.md: train, then prune with ``max_drop`` of one accuracy point (``global``); then, at the
 FLOPs budget ``global`` reached and with the same number of epochs, the comparison modes
 ``layerwise`` (same ratio per layer, gradual) and ``one_shot`` (everything in one step, then
 fine-tuning). Prints a markdown table of test accuracy, parameters and FLOPs.
@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
-from callbacks.pruning import GradualGlobalPruning  # noqa: E402
-from callbacks.pruning_graph import count_flops, count_params  # noqa: E402
-from datamodules.fashion_mnist import FashionMNIST  # noqa: E402
-from modules.small_cnn import SmallCNNClassifier  # noqa: E402
+from affectlab.callbacks.pruning import GradualGlobalPruning  # noqa: E402
+from affectlab.callbacks.pruning_graph import count_flops, count_params  # noqa: E402
+from affectlab.datamodules.fashion_mnist import FashionMNIST  # noqa: E402
+from affectlab.modules.small_cnn import SmallCNNClassifier  # noqa: E402
 
 
 class KeepBaseline(L.Callback):

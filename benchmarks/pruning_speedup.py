@@ -1,6 +1,6 @@
 """CPU inference latency of a ResNet-50 thinned by gradual global pruning, against the unpruned one.
 
-PAPERS.md §2 removes neurons, so the network really gets faster; Lightning's ``ModelPruning``
+docs/pruning.md removes neurons, so the network really gets faster; Lightning's ``ModelPruning``
 zeroes weights at the same sparsity and, for contrast, does not. All networks run in one process
 with random weights (latency does not depend on the values), so the ratios are measured under the
 same load. Prints a markdown table; the target is a latency ratio ≤ 0.6 at ≈ half the FLOPs.
@@ -23,8 +23,8 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import ModelPruning  # noqa: E402
 from torchvision.models import resnet50  # noqa: E402
 
-from callbacks.pruning import thin  # noqa: E402
-from callbacks.pruning_graph import count_flops, count_params  # noqa: E402
+from affectlab.callbacks.pruning import thin  # noqa: E402
+from affectlab.callbacks.pruning_graph import count_flops, count_params  # noqa: E402
 
 
 @torch.inference_mode()

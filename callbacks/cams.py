@@ -2,7 +2,7 @@
 
 ``LDCAMLogger`` takes the first ``num_images`` images of the first validation batch (the
 validation loader is not shuffled, so the set is the same every epoch), overlays each level's
-LDCAM map ``A_l`` (PAPERS.md §1) on the image, and writes one grid per epoch to
+LDCAM map ``A_l`` (docs/mdan.md) on the image, and writes one grid per epoch to
 ``<default_root_dir>/cams/epochNNN.png`` and to W&B (``val/ldcam``). When batches carry
 EmotionROI's stimuli maps (``batch["stimuli"]``, ``B×H×W`` or ``B×1×H×W`` in [0, 1]) it also logs
 how well each level's map agrees with them over the whole validation set.
@@ -22,7 +22,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torchmetrics.functional.classification import binary_auroc
 
-from datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
 
 
 def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from datamodules.stats import COLUMNS, stats_rows
+from affectlab.datamodules.stats import COLUMNS, stats_rows
 
 
 class DataStatsTable(L.Callback):

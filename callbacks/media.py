@@ -19,7 +19,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
 def confusion_figure(matrix: torch.Tensor, names: tuple[str, ...], title: str) -> plt.Figure:

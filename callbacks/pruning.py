@@ -1,4 +1,4 @@
-"""Gradually global pruning (PAPERS.md §2): a Lightning callback that makes any module thinner.
+"""Gradually global pruning (docs/pruning.md): a Lightning callback that makes any module thinner.
 
 Lightning's ``ModelPruning`` masks weights, so nothing gets faster. ``GradualGlobalPruning``
 removes neurons: after ``warmup_epochs`` it ranks every remaining neuron of the network in one
@@ -28,8 +28,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from callbacks import pruning_graph as graph_ops
-from callbacks.pruning_importance import (
+from affectlab.callbacks import pruning_graph as graph_ops
+from affectlab.callbacks.pruning_importance import (
     CRITERIA,
     MODES,
     activation_scores,
@@ -39,7 +39,7 @@ from callbacks.pruning_importance import (
     select_layerwise,
     step_count,
 )
-from callbacks.pruning_report import PruningReport, export_network
+from affectlab.callbacks.pruning_report import PruningReport, export_network
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _task_loss(module: nn.Module, batch: Any) -> torch.Tensor:
 
 
 class GradualGlobalPruning(Callback):
-    """Gradually global neuron pruning under a performance bound (PAPERS.md §2).
+    """Gradually global neuron pruning under a performance bound (docs/pruning.md).
 
     Args:
         criterion: neuron importance — ``activation`` (mean post-activation magnitude over the
@@ -119,7 +119,7 @@ class GradualGlobalPruning(Callback):
             always ignored: those a module lists in ``pruning_ignored_layers()`` and those found
             automatically (layers whose outputs reach the network output through no other layer).
         warmup_epochs: epochs trained before the baseline is measured and pruning starts.
-        every_n_epochs: fine-tuning epochs between two steps (``finetune_epochs`` in PAPERS.md).
+        every_n_epochs: fine-tuning epochs between two steps (``finetune_epochs`` in docs/pruning.md).
         max_drop: largest accepted fall of ``monitor`` below the unpruned baseline, in the metric's
             units (0.01 is one point of ``val/acc``); ``None`` disables the stop rule.
         monitor: the validation metric the stop rule watches.
@@ -280,7 +280,7 @@ class GradualGlobalPruning(Callback):
             self.report.write(self.rows, self.monitor, trainer.logger)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Judge the last surgery on the validation that ends its fine-tuning (PAPERS.md §2, "Stop")."""
+        """Judge the last surgery on the validation that ends its fine-tuning (docs/pruning.md, "Stop")."""
         if trainer.sanity_checking or trainer.state.fn != "fit" or self.done:
             return
         metric = self._metric(trainer)
@@ -319,7 +319,7 @@ class GradualGlobalPruning(Callback):
         log.info("pruning stopped after %d steps: %s", self.step, reason)
 
     def _restore(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Put the last accepted network back (PAPERS.md §2: the result is the thinnest accepted one)."""
+        """Put the last accepted network back (docs/pruning.md: the result is the thinnest accepted one)."""
         if self._accepted is None:
             warnings.warn("no accepted network in memory (resumed mid-step); keeping the current one", stacklevel=2)
             return
@@ -375,7 +375,7 @@ class GradualGlobalPruning(Callback):
             images = [_images(b) for b in batches if _images(b).numel()]
             raw = activation_scores(pl_module, groups, images, pl_module, taylor=self.criterion == "taylor",
                                     loss=lambda out, i: _task_loss(pl_module, batches[i]))
-        # PAPERS.md §2 (DDP): the all-reduced scores make every rank remove the same neurons.
+        # docs/pruning.md (DDP): the all-reduced scores make every rank remove the same neurons.
         if trainer.world_size > 1 and raw:
             flat = trainer.strategy.reduce(torch.cat(raw).to(pl_module.device), reduce_op="mean").cpu()
             raw = list(flat.split([len(s) for s in raw]))
@@ -402,7 +402,7 @@ class GradualGlobalPruning(Callback):
         return select_global(scores, hi, self.min_channels)
 
     def _rebuild_training(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """New parameters need a new optimiser, LR scheduler and DDP wrapper (PAPERS.md §2, "A step")."""
+        """New parameters need a new optimiser, LR scheduler and DDP wrapper (docs/pruning.md, "A step")."""
         strategy = trainer.strategy
         if isinstance(strategy.model, DistributedDataParallel):
             strategy.model = pl_module

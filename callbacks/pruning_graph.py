@@ -1,6 +1,6 @@
 """Neurons, their coupling and their physical removal, through torch-pruning's dependency graph.
 
-PAPERS.md §2: a neuron is an output channel of a convolution or an output unit of a hidden linear
+docs/pruning.md: a neuron is an output channel of a convolution or an output unit of a hidden linear
 layer. Channels coupled by residual additions, concatenations or batch norms must go together,
 so every neuron belongs to a *group* found by torch-pruning's ``DependencyGraph``; the surgery is
 torch-pruning's as well. This file adds what the callback needs around it: which layers produce
@@ -20,7 +20,7 @@ import torch_pruning as tp
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-#: Layers whose outputs are neurons (PAPERS.md §2, "Neurons").
+#: Layers whose outputs are neurons (docs/pruning.md, "Neurons").
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 ForwardFn = Callable[[nn.Module, torch.Tensor], object]
@@ -48,7 +48,7 @@ def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
     """Convolutions/linears whose outputs reach the network's output through no other such layer.
 
     These produce the logits (one per head in multi-head networks such as MDAN); pruning one would
-    remove a class, so they are never pruned (PAPERS.md §2, "Output layers").
+    remove a class, so they are never pruned (docs/pruning.md, "Output layers").
     """
     found = []
     for module, node in graph.module2node.items():

@@ -1,6 +1,6 @@
 """Neuron importance, the bias elimination across layers, and the choice of neurons to remove.
 
-PAPERS.md §2 ("Importance", "Bias elimination", "A step"): scores are measured per neuron, then
+docs/pruning.md ("Importance", "Bias elimination", "A step"): scores are measured per neuron, then
 divided by a per-layer statistic so that layers of different scale, depth and fan-in become
 comparable, and one global ranking over all remaining neurons picks the lowest ``step_ratio``.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from callbacks.pruning_graph import NeuronGroup
+from affectlab.callbacks.pruning_graph import NeuronGroup
 
 CRITERIA = ("activation", "l1", "taylor")
 NORMALIZATIONS = ("mean", "l2", "max", "none")
@@ -100,7 +100,7 @@ def activation_scores(model: nn.Module, groups: Sequence[NeuronGroup], batches: 
 
 
 def normalise(scores: Sequence[torch.Tensor], how: str = "mean") -> list[torch.Tensor]:
-    """Bias elimination across layers (PAPERS.md §2): divide each layer's scores by its mean (default),
+    """Bias elimination across layers (docs/pruning.md): divide each layer's scores by its mean (default),
     L2 norm or max; ``none`` keeps the raw, biased scores."""
     if how not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {how!r}")
@@ -140,7 +140,7 @@ def select_global(scores: Sequence[torch.Tensor], count: int, min_channels: int 
 
 
 def select_layerwise(scores: Sequence[torch.Tensor], ratio: float, min_channels: int = 1) -> list[list[int]]:
-    """The same ratio in every layer (PAPERS.md §2, comparison mode ``layerwise``); at least one neuron
+    """The same ratio in every layer (docs/pruning.md, comparison mode ``layerwise``); at least one neuron
     per layer that has room, so that small layers also shrink."""
     chosen = []
     for s in scores:

@@ -1,4 +1,4 @@
-"""What gradual global pruning reports and leaves behind (PAPERS.md §2).
+"""What gradual global pruning reports and leaves behind (docs/pruning.md).
 
 Per step: the widths of every layer, parameters, FLOPs and the monitored metric, written to the
 run folder as ``pruning.csv`` and ``pruning.png`` (metric against FLOPs ratio) and logged to

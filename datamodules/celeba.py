@@ -1,6 +1,6 @@
-"""CelebA aligned faces with binary attributes and XDoG line drawings, for AD-VAE (PAPERS.md §3).
+"""CelebA aligned faces with binary attributes and XDoG line drawings, for AD-VAE (docs/advae.md).
 
-The official layout under ``root`` (DATASETS.md)::
+The official layout under ``root`` (docs/datasets.md)::
 
     img_align_celeba/000001.jpg ...
     list_attr_celeba.txt       line 1: image count; line 2: the 40 attribute names;
@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from datamodules.images import SkipReport, load_rgb
-from datamodules.sketch import DrawingCache, XDoG
-from datamodules.splits import SplitLoaders
-from datamodules.vea.layouts import LayoutError
+from affectlab.datamodules.images import SkipReport, load_rgb
+from affectlab.datamodules.sketch import DrawingCache, XDoG
+from affectlab.datamodules.splits import SplitLoaders
+from affectlab.datamodules.vea.layouts import LayoutError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
 )
-#: PAPERS.md §3 (decision): hair colours, complexion, gender and age.
+#: docs/advae.md (decision): hair colours, complexion, gender and age.
 DEFAULT_ATTRIBUTES: list[str] = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin",
                                  "Rosy_Cheeks", "Male", "Young"]
 IMAGES, ATTR_FILE, PARTITION_FILE = "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"
@@ -141,7 +141,7 @@ def collate_faces(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class CelebA(SplitLoaders, L.LightningDataModule):
-    """CelebA faces, a chosen attribute subset and their XDoG line drawings (PAPERS.md §3).
+    """CelebA faces, a chosen attribute subset and their XDoG line drawings (docs/advae.md).
 
     Args:
         root: the folder holding ``img_align_celeba/`` and the two annotation files.
@@ -253,7 +253,7 @@ class CelebA(SplitLoaders, L.LightningDataModule):
         the hair region, Pale_Skin in the face tone, and so on. ``bad_files`` lists a zero-byte and
         a truncated file in the training split. Returns the data overrides for a config test.
         """
-        from datamodules.synthetic_faces import face_image, random_attributes
+        from affectlab.datamodules.synthetic_faces import face_image, random_attributes
 
         root = Path(root)
         (root / IMAGES).mkdir(parents=True, exist_ok=True)

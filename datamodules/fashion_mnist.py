@@ -1,4 +1,4 @@
-"""Fashion-MNIST: real data a CPU can train on, for the pruning experiments (PAPERS.md §2).
+"""Fashion-MNIST: real data a CPU can train on, for the pruning experiments (docs/pruning.md).
 
 Two on-disk layouts are read, both through torchvision's ``FashionMNIST(download=False)``:
 
@@ -26,8 +26,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.hierarchy import Taxonomy, flat
-from datamodules.splits import SplitLoaders
+from affectlab.datamodules.hierarchy import Taxonomy, flat
+from affectlab.datamodules.splits import SplitLoaders
 
 CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -1,4 +1,4 @@
-"""Emotion taxonomies as data (DATASETS.md, "Emotion taxonomies").
+"""Emotion taxonomies as data (docs/datasets.md, "Emotion taxonomies").
 
 A taxonomy is a list of affective levels ordered coarse → fine (level 0 is the coarsest) and,
 for every level below the first, the index of each class's parent one level up. Everything a
@@ -161,7 +161,7 @@ def flat(name: str, classes: Sequence[str]) -> Taxonomy:
     return Taxonomy(name, (tuple(classes),), (), ("class",))
 
 
-# -- the built-in taxonomies (DATASETS.md) ------------------------------------------------------------
+# -- the built-in taxonomies (docs/datasets.md) ------------------------------------------------------------
 
 WEBEMO_LEAVES = (
     "affection", "cheerfullness", "confusion", "contentment", "disappointment", "disgust", "enthrallment",

@@ -1,4 +1,4 @@
-"""Robust image decoding shared by every DataModule (DATASETS.md, "Bad data is normal").
+"""Robust image decoding shared by every DataModule (docs/datasets.md, "Bad data is normal").
 
 Real releases hold CMYK and palette JPEGs, grayscale and 16-bit images, PNGs named ``.jpg``,
 truncated files, zero-byte files and files listed but missing. ``load_rgb`` turns whatever

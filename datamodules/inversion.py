@@ -1,4 +1,4 @@
-"""The images a feature map inversion starts from (PAPERS.md §4): a content and an optional style image.
+"""The images a feature map inversion starts from (docs/inversion.md): a content and an optional style image.
 
 An inversion has no dataset: it optimises images towards codes of one content image (and, for
 style transfer, one style image). This DataModule reads them — a path, or the name of one of
@@ -20,7 +20,7 @@ from skimage import data as skdata
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
-from datamodules.images import load_rgb
+from affectlab.datamodules.images import load_rgb
 
 #: scikit-image sample photos usable by name instead of a path.
 SAMPLE_PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea}

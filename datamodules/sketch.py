@@ -1,6 +1,6 @@
 """Line drawings from photos (XDoG) and a predict DataModule over a folder of drawings.
 
-PAPERS.md §3 (decision): AD-VAE's stage 2 learns from simple line drawings made from the photos
+docs/advae.md (decision): AD-VAE's stage 2 learns from simple line drawings made from the photos
 with XDoG, the extended difference of Gaussians (Winnemöller et al. 2012), computed in torch on the
 fly so it runs where the batch is (CPU or GPU) and is the same function at training and synthesis.
 
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from datamodules.images import SkipReport, load_rgb
+from affectlab.datamodules.images import SkipReport, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class LineDrawings(L.LightningDataModule):
     """Predict-only DataModule: a folder of line drawings (or photos turned into drawings).
 
     Batches are ``{"drawing": B×1×S×S in [0, 1], "path": [B], "requested": M×K}`` plus
-    ``"style": 1×3×S×S`` when a style photo is given (style transfer, PAPERS.md §3), else
+    ``"style": 1×3×S×S`` when a style photo is given (style transfer, docs/advae.md), else
     ``"num_styles"`` and ``"style_seed"`` (styles from the prior). The request lives here, not in
     the model, because ``affectlab predict --ckpt_path`` restores the model's arguments from the
     checkpoint.
@@ -164,7 +164,7 @@ class LineDrawings(L.LightningDataModule):
         super().__init__()
         if kind not in ("drawings", "photos", "auto"):
             raise ValueError(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
-        from datamodules.celeba import DEFAULT_ATTRIBUTES
+        from affectlab.datamodules.celeba import DEFAULT_ATTRIBUTES
 
         self.root = Path(root).expanduser()
         self.kind = kind
@@ -200,8 +200,8 @@ class LineDrawings(L.LightningDataModule):
         """Write a few synthetic face photos under ``root`` (turned into drawings at predict time)."""
         import numpy as np
 
-        from datamodules.celeba import DEFAULT_ATTRIBUTES
-        from datamodules.synthetic_faces import face_image, random_attributes
+        from affectlab.datamodules.celeba import DEFAULT_ATTRIBUTES
+        from affectlab.datamodules.synthetic_faces import face_image, random_attributes
 
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)

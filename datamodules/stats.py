@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from datamodules.images import load_rgb
-from datamodules.vea.layouts import SPLITS
+from affectlab.datamodules.images import load_rgb
+from affectlab.datamodules.vea.layouts import SPLITS
 
 COLUMNS = ("split", "label", "class", "ancestors", "images", "unreadable", "missing")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
+from affectlab.datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
 
 
 def class_image(label: int, rng: np.random.Generator, size: int = 64, n_classes: int = len(MIKELS),

@@ -1,6 +1,6 @@
 """Synthetic "faces" whose CelebA attributes can be read off their pixels (tests and demos).
 
-Real CelebA cannot be downloaded here, so the AD-VAE tests (PAPERS.md §3) train on drawings of
+Real CelebA cannot be downloaded here, so the AD-VAE tests (docs/advae.md) train on drawings of
 faces that carry the attributes they are labelled with, in places a test can measure:
 
 - hair colour (Black/Blond/Brown/Gray_Hair, exactly one per face) is the colour of a hair cap

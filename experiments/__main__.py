@@ -1,3 +1,3 @@
-from experiments.cli import console
+from affectlab.experiments.cli import console
 
 console()

@@ -20,10 +20,10 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from callbacks.lr_monitor import LRMonitor
-from callbacks.media import EmotionMedia
-from callbacks.predictions import PredictionsCSV
-from callbacks.rng import ResumableRNG
+from affectlab.callbacks.lr_monitor import LRMonitor
+from affectlab.callbacks.media import EmotionMedia
+from affectlab.callbacks.predictions import PredictionsCSV
+from affectlab.callbacks.rng import ResumableRNG
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"
 RUNS = Path(os.environ.get("AFFECTLAB_RUNS", "runs"))
@@ -90,7 +90,7 @@ class AffectLabCLI(LightningCLI):
         parser.add_lightning_class_args(ResumableRNG, "rng")
         parser.add_argument("--name", type=str | None, default=None,
                             help="run name (default: the experiment file's folder and stem)")
-        # What the model needs from the data is linked, never typed twice (DESIGN.md, "Wiring").
+        # What the model needs from the data is linked, never typed twice (docs/design.md, "Wiring").
         parser.link_arguments("data.taxonomy_spec", "model.init_args.taxonomy", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="instantiate")
         parser.link_arguments("data.class_weights", "model.init_args.class_weights", apply_on="instantiate")
@@ -129,7 +129,7 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
     """
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] == "sweep":
-        from experiments.sweep import main as sweep_main
+        from affectlab.experiments.sweep import main as sweep_main
 
         code = sweep_main(argv[1:])
         if code:
@@ -155,7 +155,7 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
 
 
 def console() -> None:
-    """Entry point of the ``affectlab`` console script and ``python -m experiments``."""
+    """Entry point of the ``affectlab`` console script and ``python -m affectlab.experiments``."""
     main()
 
 

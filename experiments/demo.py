@@ -2,7 +2,7 @@
 
 Trains MDAN (``experiments/mdan/demo.yaml``) when it is present, else the flat baseline
 (``experiments/baseline/demo.yaml``). Extra arguments are passed to the CLI unchanged, e.g.
-``python -m experiments.demo --trainer.max_epochs 2``.
+``python -m affectlab.experiments.demo --trainer.max_epochs 2``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from datamodules.synthetic import ensure_fi_sample
-from experiments.cli import main as cli_main
+from affectlab.datamodules.synthetic import ensure_fi_sample
+from affectlab.experiments.cli import main as cli_main
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = Path("data/sample_fi")

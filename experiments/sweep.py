@@ -45,7 +45,7 @@ with warnings.catch_warnings():  # the engine's pydantic models warn about renam
 STATE_FILE = "sweep.json"
 # The contract with a trial, passed to its MetricsFile callback on the command line: the callback
 # writes METRICS_FILE into the run folder after every validation and stops when STOP_FILE appears.
-METRICS_CALLBACK = "callbacks.metrics_file.MetricsFile"
+METRICS_CALLBACK = "affectlab.callbacks.metrics_file.MetricsFile"
 METRICS_FILE = "metrics.json"
 STOP_FILE = "STOP"
 ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_no_equals}", "${args_json}")
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="affectlab sweep", allow_abbrev=False,
         description="Run a W&B sweep file locally (no W&B server): trials are proposed by the `sweeps` "
-                    "engine and run as `python -m experiments ...`; state in runs/sweeps/<name>/. "
+                    "engine and run as `python -m affectlab.experiments ...`; state in runs/sweeps/<name>/. "
                     "Arguments after FILE that are not options of this command (or everything after --) "
                     "are appended to every trial, e.g. --trainer.max_epochs 2.")
     parser.add_argument("file", help="a W&B sweep YAML (experiments/sweeps/*.yaml)")

@@ -1,4 +1,4 @@
-"""torchvision backbones as named stage feature extractors (DESIGN.md, "modules/backbones.py").
+"""torchvision backbones as named stage feature extractors (docs/design.md, "modules/backbones.py").
 
 ``Backbone`` wraps a torchvision classification network and exposes its stages by name with
 their channel counts, so MDAN's Affective Semantic Mapping can attach heads to any stage and the

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modules.backbones import Backbone
-from modules.emotion import EmotionTask, TaxonomySpec, probabilities_from_leaves
+from affectlab.modules.backbones import Backbone
+from affectlab.modules.emotion import EmotionTask, TaxonomySpec, probabilities_from_leaves
 
 
 class EmotionClassifier(EmotionTask):
@@ -65,5 +65,5 @@ class EmotionClassifier(EmotionTask):
         return list(self.head.parameters())
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
-        """The logits layer (PAPERS.md §2: output layers are never pruned)."""
+        """The logits layer (docs/pruning.md: output layers are never pruned)."""
         return [self.head[-1]]

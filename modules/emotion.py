@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from datamodules.hierarchy import Taxonomy
+from affectlab.datamodules.hierarchy import Taxonomy
 
 TaxonomySpec = dict[str, Any] | str | None
 
@@ -54,7 +54,7 @@ class LevelMetrics(nn.Module):
 
 
 def probabilities_from_leaves(taxonomy: Taxonomy, leaf_probs: torch.Tensor) -> list[torch.Tensor]:
-    """Coarse probabilities by summing children (PAPERS.md §1, bottom-up): ``p_l = p_{l+1} P_{l+1→l}``."""
+    """Coarse probabilities by summing children (docs/mdan.md, bottom-up): ``p_l = p_{l+1} P_{l+1→l}``."""
     probs = [leaf_probs]
     for l in range(taxonomy.num_levels - 1, 0, -1):
         probs.insert(0, probs[0] @ taxonomy.parent_matrix(l).to(leaf_probs))
@@ -179,14 +179,14 @@ class EmotionTask(L.LightningModule):
             rows.append(row)
         return rows
 
-    # -- pruned checkpoints (PAPERS.md §2) -----------------------------------------------------------------
+    # -- pruned checkpoints (docs/pruning.md) -----------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the thinner network of a pruned checkpoint before its weights load."""
-        from callbacks.pruning import restore_pruned_structure
+        from affectlab.callbacks.pruning import restore_pruned_structure
 
         restore_pruned_structure(self, checkpoint)
 
-    # -- optimisation (PAPERS.md §1: SGD 0.9, backbone lr/10, step decay) -----------------------------------
+    # -- optimisation (docs/mdan.md: SGD 0.9, backbone lr/10, step decay) -----------------------------------
     def configure_optimizers(self) -> Any:
         head = self.head_parameters()
         head_ids = {id(p) for p in head}

@@ -1,4 +1,4 @@
-"""A small VGG-style CNN for CPU experiments (gradual global pruning on Fashion-MNIST, PAPERS.md §2).
+"""A small VGG-style CNN for CPU experiments (gradual global pruning on Fashion-MNIST, docs/pruning.md).
 
 Blocks of ``conv3×3 → batch norm → ReLU`` with a max pool after every ``pool_every`` convolutions,
 global average pooling, one hidden linear layer and the logits layer. Every convolution and the
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modules.emotion import EmotionTask, TaxonomySpec, probabilities_from_leaves
+from affectlab.modules.emotion import EmotionTask, TaxonomySpec, probabilities_from_leaves
 
 
 class SmallVGG(nn.Module):
@@ -86,5 +86,5 @@ class SmallCNNClassifier(EmotionTask):
         return list(self.net.classifier.parameters())
 
     def pruning_ignored_layers(self) -> list[nn.Module]:
-        """The logits layer (PAPERS.md §2: output layers are never pruned)."""
+        """The logits layer (docs/pruning.md: output layers are never pruned)."""
         return [self.net.classifier[-1]]

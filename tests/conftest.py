@@ -20,7 +20,7 @@ def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    import experiments.cli as cli
+    import affectlab.experiments.cli as cli
 
     monkeypatch.setattr(cli, "RUNS", tmp_path / "runs")
 
@@ -28,7 +28,7 @@ def _isolated_runs(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def fi_sample(tmp_path_factory) -> Path:
     """A small FI-layout sample set (8 classes × 12 images, 48 px), shared by the session."""
-    from datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.synthetic import make_fi_sample
 
     return make_fi_sample(tmp_path_factory.mktemp("fi_sample"), per_class=12, size=48)
 
@@ -55,8 +55,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 600, launcher: list[str] | None = None,
             **env: str) -> subprocess.CompletedProcess:
-    """Run ``python -m experiments ARGS`` (or ``launcher + ARGS``) in a subprocess; fail with its output."""
-    command = (launcher or [sys.executable, "-m", "experiments"]) + args
+    """Run ``python -m affectlab.experiments ARGS`` (or ``launcher + ARGS``) in a subprocess; fail with its output."""
+    command = (launcher or [sys.executable, "-m", "affectlab.experiments"]) + args
     result = subprocess.run(command, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True,
                             timeout=timeout)
     if result.returncode != 0:

@@ -6,15 +6,15 @@ benchmark module only declares its taxonomy, its layouts and its protocol argume
 WEBEmo, FI, EmotionROI, Twitter I, Twitter II, Flickr, Instagram and (beyond the paper) EmoSet.
 """
 
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.emoset import EmoSet
-from datamodules.vea.emotionroi import EmotionROI
-from datamodules.vea.fi import FI
-from datamodules.vea.flickr import Flickr
-from datamodules.vea.instagram import Instagram
-from datamodules.vea.layouts import LayoutError
-from datamodules.vea.twitter import TwitterI, TwitterII
-from datamodules.vea.webemo import WEBEmo
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.emoset import EmoSet
+from affectlab.datamodules.vea.emotionroi import EmotionROI
+from affectlab.datamodules.vea.fi import FI
+from affectlab.datamodules.vea.flickr import Flickr
+from affectlab.datamodules.vea.instagram import Instagram
+from affectlab.datamodules.vea.layouts import LayoutError
+from affectlab.datamodules.vea.twitter import TwitterI, TwitterII
+from affectlab.datamodules.vea.webemo import WEBEmo
 
 BENCHMARKS = (WEBEmo, FI, EmotionROI, TwitterI, TwitterII, Flickr, Instagram, EmoSet)
 

@@ -21,11 +21,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from datamodules.hierarchy import Taxonomy
-from datamodules.images import SkipReport, load_rgb
-from datamodules.splits import SplitLoaders
-from datamodules.vea import index_cache
-from datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
+from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.datamodules.images import SkipReport, load_rgb
+from affectlab.datamodules.splits import SplitLoaders
+from affectlab.datamodules.vea import index_cache
+from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def train_transform(size: int) -> v2.Compose:
-    """RandomResizedCrop + horizontal flip (PAPERS.md §1), ImageNet normalisation."""
+    """RandomResizedCrop + horizontal flip (docs/mdan.md), ImageNet normalisation."""
     return v2.Compose([
         v2.ToImage(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.layouts import JSONSplits, SplitFiles
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.layouts import JSONSplits, SplitFiles
 
 
 class EmoSet(VEADataModule):
@@ -31,8 +31,8 @@ class EmoSet(VEADataModule):
         """8 classes × 6 images (4/1/1) with annotation files and the three split files."""
         import numpy as np
 
-        from datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
-        from datamodules.synthetic import class_image
+        from affectlab.datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
+        from affectlab.datamodules.synthetic import class_image
 
         root = Path(root)
         rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 Release layout: ``images/<class>/<file>.jpg``, the stimuli maps ``ground_truth/<class>/<file>``
 (where people looked for the emotion) and the official split ``training_testing_split/``
 ``training.txt`` / ``testing.txt`` with lines ``<class>/<file>.jpg``. Validation is carved from
-training. MDAN's attention maps are compared with the stimuli maps (PAPERS.md §1), so a caller
+training. MDAN's attention maps are compared with the stimuli maps (docs/mdan.md), so a caller
 may ask for them: ``with_stimuli=True`` adds ``"stimuli"`` (B×1×S×S in [0, 1], cropped like the
 image; −1 where a map is missing) to every batch, and ``stimuli_path`` finds one map.
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.layouts import IMAGE_EXTENSIONS, ClassPathLists, SplitFiles
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.layouts import IMAGE_EXTENSIONS, ClassPathLists, SplitFiles
 
 SPLIT_DIR = "training_testing_split"
 STIMULI_DIR = "ground_truth"
@@ -68,8 +68,8 @@ class EmotionROI(VEADataModule):
         import numpy as np
         from PIL import Image, ImageDraw
 
-        from datamodules.hierarchy import EKMAN, EKMAN_POSITIVE
-        from datamodules.synthetic import class_image
+        from affectlab.datamodules.hierarchy import EKMAN, EKMAN_POSITIVE
+        from affectlab.datamodules.synthetic import class_image
 
         root = Path(root)
         rng = np.random.default_rng(0)

@@ -8,8 +8,8 @@ stratified, seeded 80/5/15 split is built. WSCNet's re-release is already split 
 from pathlib import Path
 from typing import Any
 
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders
 
 WSCNET_ALIASES = {"amuse": "amusement", "content": "contentment", "excit": "excitement", "sad": "sadness"}
 
@@ -29,7 +29,7 @@ class FI(VEADataModule):
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from datamodules.synthetic import make_fi_sample
+        from affectlab.datamodules.synthetic import make_fi_sample
 
         # 12 per class so the 5 % validation split holds one image per class; small crops keep config tests quick.
         return {"root": str(make_fi_sample(root, per_class=12, size=48)), "image_size": 64}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.layouts import ClassFolders, SplitFiles
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles
 
 
 class Flickr(VEADataModule):
@@ -28,6 +28,6 @@ class Flickr(VEADataModule):
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from datamodules.synthetic import make_sentiment_sample
+        from affectlab.datamodules.synthetic import make_sentiment_sample
 
         return {"root": str(make_sentiment_sample(root, counts={"positive": 20, "negative": 20})), "image_size": 64}

@@ -20,7 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from datamodules.vea.layouts import Sample, Splits
+from affectlab.datamodules.vea.layouts import Sample, Splits
 
 log = logging.getLogger(__name__)
 

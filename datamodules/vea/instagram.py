@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from datamodules.vea.flickr import Flickr
-from datamodules.vea.layouts import ClassFolders, SplitFiles
+from affectlab.datamodules.vea.flickr import Flickr
+from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles
 
 
 class Instagram(Flickr):

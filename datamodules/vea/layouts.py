@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datamodules.hierarchy import Taxonomy
+from affectlab.datamodules.hierarchy import Taxonomy
 
 Sample = tuple[str, int]
 Splits = dict[str, list[Sample]]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders, VoteTable
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders, VoteTable
 
 N_FOLDS = 5
 
@@ -54,7 +54,7 @@ class TwitterI(VEADataModule):
         """30 images with 5/0, 4/1 and 3/2 vote splits each way, in the release's CSV form."""
         import numpy as np
 
-        from datamodules.synthetic import class_image
+        from affectlab.datamodules.synthetic import class_image
 
         root = Path(root)
         (root / "Agg_AMT_Candidates").mkdir(parents=True, exist_ok=True)
@@ -98,6 +98,6 @@ class TwitterII(VEADataModule):
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from datamodules.synthetic import make_sentiment_sample
+        from affectlab.datamodules.synthetic import make_sentiment_sample
 
         return {"root": str(make_sentiment_sample(root, counts={"positive": 16, "negative": 8})), "image_size": 64}

@@ -4,7 +4,7 @@ The release is two lists, ``train25.txt`` and ``test25.txt``, of ``URL LABEL`` l
 the official order of ``hierarchy.WEBEMO_LEAVES``). ``prepare_data`` fetches the images into
 ``images/<sha1-of-url>.<ext>`` (``datamodules/vea/download.py``); dead links are counted, listed in
 ``download_report.tsv`` (beside the lists, so the watched ``images/`` folder stays unchanged) and
-left out of the splits. Validation is carved from train, stratified and seeded (PAPERS.md §1 uses the official train/test split).
+left out of the splits. Validation is carved from train, stratified and seeded (docs/mdan.md uses the official train/test split).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datamodules.hierarchy import Taxonomy
-from datamodules.vea.base import VEADataModule
-from datamodules.vea.download import FetchReport, fetch_images
-from datamodules.vea.layouts import SplitFiles, URLLists, url_file_name
+from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.datamodules.vea.base import VEADataModule
+from affectlab.datamodules.vea.download import FetchReport, fetch_images
+from affectlab.datamodules.vea.layouts import SplitFiles, URLLists, url_file_name
 
 REPORT = "download_report.tsv"
 
@@ -68,7 +68,7 @@ class WEBEmo(VEADataModule):
         """Both lists with ``http://127.0.0.1:9/...`` URLs (never fetched: every image is already there)."""
         import numpy as np
 
-        from datamodules.synthetic import class_image
+        from affectlab.datamodules.synthetic import class_image
 
         root = Path(root)
         (root / "images").mkdir(parents=True, exist_ok=True)

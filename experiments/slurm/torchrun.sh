@@ -28,6 +28,6 @@ else
           --rdzv-id "${RUN_ID:?set RUN_ID, the same on every node}")
 fi
 
-exec torchrun "${RDZV[@]}" --nproc-per-node "$NPROC" -m experiments fit \
+exec torchrun "${RDZV[@]}" --nproc-per-node "$NPROC" -m affectlab.experiments fit \
     -c "$CONFIG" -c experiments/defaults/ddp.yaml \
     --trainer.num_nodes "$NNODES" --trainer.devices "$NPROC" "$@"

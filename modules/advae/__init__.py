@@ -1,4 +1,4 @@
-"""AD-VAE: attribute-controlled face photo synthesis from simple line drawings (PAPERS.md §3).
+"""AD-VAE: attribute-controlled face photo synthesis from simple line drawings (docs/advae.md).
 
 ``networks.py`` holds the encoder q(z|x) with z = (z_content, z_style), the attribute-conditioned
 decoder p(x|z, a), the latent attribute adversary, the drawing encoder and the photo attribute
@@ -8,6 +8,6 @@ drawings with chosen attributes and a sampled or transferred style; ``media.py``
 the control accuracy and the W&B grids. Data: ``datamodules/celeba.py`` and ``datamodules/sketch.py``.
 """
 
-from modules.advae.module import ADVAEStage1, ADVAEStage2
+from affectlab.modules.advae.module import ADVAEStage1, ADVAEStage2
 
 __all__ = ["ADVAEStage1", "ADVAEStage2"]

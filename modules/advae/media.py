@@ -1,6 +1,6 @@
 """Attribute sweeps, attribute-control accuracy and image grids shared by both AD-VAE stages.
 
-PAPERS.md §3 (outputs): grids of drawing → photos across attribute settings and sampled styles,
+docs/advae.md (outputs): grids of drawing → photos across attribute settings and sampled styles,
 and an attribute classifier's accuracy on generated images as the measure of attribute control.
 Grids are saved as PNGs under ``trainer.default_root_dir/media/`` and, when the logger is
 Weights & Biases, logged with ``WandbLogger.log_image``.

@@ -1,4 +1,4 @@
-"""AD-VAE's two training stages as LightningModules (PAPERS.md §3).
+"""AD-VAE's two training stages as LightningModules (docs/advae.md).
 
 Stage 1 (``ADVAEStage1``) learns an attribute-disentangled VAE on photos: q(z|x) with
 z = (z_content, z_style), p(x|z, a), and a latent adversary that predicts a from z and that the
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchvision.utils import save_image
 
-from datamodules.celeba import DEFAULT_ATTRIBUTES
-from modules.advae.media import HAIR_GROUP, control_hits, log_grid, sweep_columns, with_attribute
-from modules.advae.networks import (
+from affectlab.datamodules.celeba import DEFAULT_ATTRIBUTES
+from affectlab.modules.advae.media import HAIR_GROUP, control_hits, log_grid, sweep_columns, with_attribute
+from affectlab.modules.advae.networks import (
     AttributeAdversary,
     AttributeClassifier,
     AttributeDecoder,
@@ -62,7 +62,7 @@ def _ramp(step: int, warmup: int) -> float:
 
 
 class ADVAEStage1(L.LightningModule):
-    """Stage 1: the attribute-disentangled VAE on photos (PAPERS.md §3).
+    """Stage 1: the attribute-disentangled VAE on photos (docs/advae.md).
 
     Loss of the VAE: ``reconstruction + β·KL + λ_adv·adversarial``, where the adversarial term is the
     adversary's cross-entropy against the *flipped* attributes (Fader networks): the encoder is
@@ -83,7 +83,7 @@ class ADVAEStage1(L.LightningModule):
         adv_lr: Adam learning rate of the adversary.
         clf_lr: Adam learning rate of the evaluation classifier.
         content_from: what the content posterior q(z_content|·) reads. ``photo`` (default): one
-            encoder reads the photo and outputs both parts, as PAPERS.md §3 states; nothing then
+            encoder reads the photo and outputs both parts, as docs/advae.md states; nothing then
             decides which part holds the face. ``drawing``: z_content is read from the photo's XDoG
             drawing and z_style from the photo (a style-only encoder), so the face's contours can
             only be content and the rest (background, illumination) must be style.
@@ -242,7 +242,7 @@ def _architecture(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 class ADVAEStage2(L.LightningModule):
-    """Stage 2: line drawing → z_content, and synthesis with chosen attributes and style (PAPERS.md §3).
+    """Stage 2: line drawing → z_content, and synthesis with chosen attributes and style (docs/advae.md).
 
     The drawing encoder is trained to match the frozen stage-1 posterior: the loss is
     KL(q(z_content|x) ‖ r(z_content|d)), plus optionally ``recon_weight`` × the photo's reconstruction

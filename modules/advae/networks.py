@@ -1,4 +1,4 @@
-"""The networks of AD-VAE (PAPERS.md §3): plain ``nn.Module``s the LightningModules train.
+"""The networks of AD-VAE (docs/advae.md): plain ``nn.Module``s the LightningModules train.
 
 - ``ConvEncoder``: ``B×C×S×S`` image → diagonal Gaussian posteriors over z_content and z_style
   (the photo encoder q(z|x) of stage 1; with ``style_dim=0`` and one channel, the drawing encoder
@@ -124,7 +124,7 @@ class AttributeDecoder(nn.Module):
 
 
 class AttributeAdversary(nn.Module):
-    """Latent discriminator: ``B×D`` z → ``B×K`` attribute logits (PAPERS.md §3, Fader-style)."""
+    """Latent discriminator: ``B×D`` z → ``B×K`` attribute logits (docs/advae.md, Fader-style)."""
 
     def __init__(self, latent_dim: int, n_attributes: int, hidden: int = 128, dropout: float = 0.2) -> None:
         super().__init__()
@@ -139,7 +139,7 @@ class AttributeClassifier(nn.Module):
     """A small CNN scoring photos: ``B×3×S×S`` in [0, 1] → ``B×K`` attribute logits.
 
     Trained on real photos only; used to measure how well generated images obey the requested
-    attributes (PAPERS.md §3, outputs).
+    attributes (docs/advae.md, outputs).
     """
 
     def __init__(self, n_attributes: int, image_size: int = 64, width: int = 16) -> None:

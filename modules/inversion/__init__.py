@@ -1,4 +1,4 @@
-"""Feature map inversion (PAPERS.md §4): see the texture every filter extracts, and restyle images.
+"""Feature map inversion (docs/inversion.md): see the texture every filter extracts, and restyle images.
 
 - ``trunk``: VGG-19 with average pooling addressed by relu1_1 … relu5_4 (any torchvision CNN by
   node name), fed the original's 0–255 mean-subtracted input;
@@ -10,7 +10,7 @@
 - ``grids``: the PNG grids written to the run folder and W&B.
 """
 
-from modules.inversion.module import (
+from affectlab.modules.inversion.module import (
     FeatureMapInversion,
     InversionModule,
     RandomReallocation,

@@ -1,4 +1,4 @@
-"""Code modifications and style statistics of feature map inversion (PAPERS.md §4).
+"""Code modifications and style statistics of feature map inversion (docs/inversion.md).
 
 A code ``A`` is a feature map ``…×C×H×W`` (C channels over P = H·W positions; leading batch
 dimensions are kept). Each modification returns the target ``T`` that an image is optimised to

@@ -1,4 +1,4 @@
-"""Post-processing of an inverted image, as in the original (PAPERS.md §4).
+"""Post-processing of an inverted image, as in the original (docs/inversion.md).
 
 After the optimisation the mean is added back, the image is clipped to 0–255 and quantised to 8
 bits, then total-variation denoised with Chambolle's algorithm (scikit-image,
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
-from modules.inversion.trunk import CAFFE_MEAN
+from affectlab.modules.inversion.trunk import CAFFE_MEAN
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Feature map inversion as a LightningModule whose only trainable parameter is a batch of images.
 
-``InversionModule`` holds the optimisation of the original (PAPERS.md §4): B images start from the
+``InversionModule`` holds the optimisation of the original (docs/inversion.md): B images start from the
 same near-gray noise and each is pulled towards its own targets by ½‖φ(F_l(x_b)) − T_b,l‖² summed
 over its layers, φ being the code itself, its energy vector or its Gram matrix. The loss of the
 batch is the sum of the per-image losses, so no gradient mixes images and one batched optimisation
@@ -27,10 +27,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
-from modules.inversion import codes
-from modules.inversion.denoise import from_unit, postprocess
-from modules.inversion.grids import save_grid
-from modules.inversion.trunk import FeatureTrunk
+from affectlab.modules.inversion import codes
+from affectlab.modules.inversion.denoise import from_unit, postprocess
+from affectlab.modules.inversion.grids import save_grid
+from affectlab.modules.inversion.trunk import FeatureTrunk
 
 #: Layers of the purposeful / Gram style loss (Gatys et al.) and the paper's content layer.
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -53,7 +53,7 @@ def load_trained_trunk(path: str | Path) -> tuple[nn.Sequential, Normalization]:
                                 f"(runs/<experiment>/<run>/checkpoints/best-*.ckpt or last.ckpt)")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     hparams = checkpoint.get("hyper_parameters", {})
-    cls = _import(hparams.get("_class_path"), "modules", path, "model")
+    cls = _import(hparams.get("_class_path"), "affectlab.modules", path, "model")
     # The weights come from the checkpoint: never fetch the backbone's ImageNet weights first.
     overrides = {"pretrained": False} if "pretrained" in hparams else {}
     model = cls.load_from_checkpoint(path, map_location="cpu", **overrides)
@@ -63,10 +63,10 @@ def load_trained_trunk(path: str | Path) -> tuple[nn.Sequential, Normalization]:
     channels = first_conv(trunk).in_channels
     if data is None and channels == 3:
         warnings.warn(f"{path} records no data class: assuming ImageNet's input normalisation", stacklevel=2)
-        from datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
+        from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
         normalization: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
     else:
-        data_class = _import(data, "datamodules", path, "data")
+        data_class = _import(data, "affectlab.datamodules", path, "data")
         normalization = getattr(data_class, "input_normalization", None)
         if normalization is None:
             raise ValueError(f"{data_class.__name__} (the data of {path}) declares no input_normalization, "

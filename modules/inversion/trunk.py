@@ -1,4 +1,4 @@
-"""The network whose codes are inverted: a CNN trunk addressed by layer names (PAPERS.md §4).
+"""The network whose codes are inverted: a CNN trunk addressed by layer names (docs/inversion.md).
 
 VGG-19 (the paper's network) is rebuilt from torchvision's ``features`` with Caffe-style names
 ``conv1_1, relu1_1, …, pool1, …, relu5_4, pool5`` and its max pools swapped for **average**
@@ -32,10 +32,10 @@ from torch import nn
 from torchvision.models import get_model
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-from modules.backbones import load_weights
-from modules.inversion.trained import is_checkpoint, load_trained_trunk
+from affectlab.modules.backbones import load_weights
+from affectlab.modules.inversion.trained import is_checkpoint, load_trained_trunk
 
-#: The original's mean of 0–255 RGB (PAPERS.md §4), and torchvision's normalisation of 0–1 RGB.
+#: The original's mean of 0–255 RGB (docs/inversion.md), and torchvision's normalisation of 0–1 RGB.
 CAFFE_MEAN = (123.68, 116.779, 103.939)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)

@@ -1,4 +1,4 @@
-"""MDAN's two attention modules (PAPERS.md §1): MCCA over channels, LDCAM over space.
+"""MDAN's two attention modules (docs/mdan.md): MCCA over channels, LDCAM over space.
 
 ``MultiHeadCrossChannelAttention`` treats the channels of a stage as tokens (each token is a
 channel's flattened ``H×W`` map) and lets them attend, per head, to the channels of the previous
@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 
 class MultiHeadCrossChannelAttention(nn.Module):
-    """Channel attention across semantic levels, applied residually (PAPERS.md §1, MCCA).
+    """Channel attention across semantic levels, applied residually (docs/mdan.md, MCCA).
 
     Queries come from the current stage, keys and values from the previous mapped stage, pooled
     to the current resolution and projected to the current width (self-attention when there is
@@ -43,7 +43,7 @@ class MultiHeadCrossChannelAttention(nn.Module):
             raise ValueError(f"heads={heads} must divide the channel counts {channels} and {source_channels}")
         self.heads = heads
         self.key_value = nn.Conv2d(source_channels, 2 * channels, 1, groups=heads, bias=False)
-        self.scale = nn.Parameter(torch.zeros(1))  # residual scale, 0 at start (PAPERS.md §1)
+        self.scale = nn.Parameter(torch.zeros(1))  # residual scale, 0 at start (docs/mdan.md)
 
     def attend(self, x: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         """The attention term alone, ``B×C×H×W`` (before the residual scale)."""
@@ -64,14 +64,14 @@ class MultiHeadCrossChannelAttention(nn.Module):
 
 
 def normalise_map(cam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Min–max normalise each map of ``B×H×W`` to [0, 1] (the ``norm`` of PAPERS.md §1)."""
+    """Min–max normalise each map of ``B×H×W`` to [0, 1] (the ``norm`` of docs/mdan.md)."""
     flat = cam.flatten(1)
     low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
     return ((flat - low) / (high - low + eps)).view_as(cam)
 
 
 class LevelDependentCAM(nn.Module):
-    """The probability-weighted class activation map of a level, and its gate (PAPERS.md §1, LDCAM).
+    """The probability-weighted class activation map of a level, and its gate (docs/mdan.md, LDCAM).
 
     ``A_l = norm(Σ_k softmax(logits_l)_k · M_l[k])``; the next mapped stage is gated as
     ``F_{l+1} ← F_{l+1} ⊙ (1 + A_l)`` after ``A_l`` is resized to its grid, so the coarser level's

@@ -1,4 +1,4 @@
-"""MDAN as a LightningModule: multi-level losses, global/local/fused metrics (PAPERS.md §1).
+"""MDAN as a LightningModule: multi-level losses, global/local/fused metrics (docs/mdan.md).
 
 The network lives in ``modules/mdan/network.py``; this file holds the method around it: which
 prediction is reported, the loss ``Σ_l w_l·NLL(log p_l, y_l) + λ·Σ_l CE(logits_l, y_l)``, the
@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from modules.emotion import EmotionTask, TaxonomySpec
-from modules.mdan.network import HIERARCHY_MODES, MDANNetwork, mask_by_hierarchy
+from affectlab.modules.emotion import EmotionTask, TaxonomySpec
+from affectlab.modules.mdan.network import HIERARCHY_MODES, MDANNetwork, mask_by_hierarchy
 
 
 def log_probabilities_from_leaves(taxonomy, leaf_logits: torch.Tensor) -> list[torch.Tensor]:
@@ -36,7 +36,7 @@ def log_probabilities_from_leaves(taxonomy, leaf_logits: torch.Tensor) -> list[t
 
 
 class MDAN(EmotionTask):
-    """Multi-level Dependent Attention Network (Xu et al., CVPR 2022), as reconstructed in PAPERS.md §1.
+    """Multi-level Dependent Attention Network (Xu et al., CVPR 2022), as reconstructed in docs/mdan.md.
 
     Args:
         taxonomy: the affective levels, linked from the DataModule (1, 2 or 3 levels).
@@ -88,7 +88,7 @@ class MDAN(EmotionTask):
         self.level_weights = list(level_weights) if level_weights is not None else [1.0] * levels
         self.net = MDANNetwork(self.taxonomy, backbone, pretrained, stage_mapping, heads, mcca, ldcam,
                                global_branch, local_branch)
-        # Extra validation/test accuracies per level of each branch and of the fusion (PAPERS.md §1, Metrics).
+        # Extra validation/test accuracies per level of each branch and of the fusion (docs/mdan.md, Metrics).
         self.branch_names = [b for b, on in (("global", global_branch), ("local", local_branch),
                                              ("fused", global_branch and local_branch)) if on]
         self.branch_metrics = nn.ModuleDict({
@@ -119,7 +119,7 @@ class MDAN(EmotionTask):
         return {**out, "probs": probs, "local_probs": local_probs, "fused_probs": fused}
 
     def loss(self, out: dict[str, Any], labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``Σ_l w_l·NLL(log p_l, y_l) + λ·Σ_l CE(logits_l, y_l)`` (PAPERS.md §1), with each term logged."""
+        """``Σ_l w_l·NLL(log p_l, y_l) + λ·Σ_l CE(logits_l, y_l)`` (docs/mdan.md), with each term logged."""
         terms: dict[str, torch.Tensor] = {}
         total = 0.0
         if self.hparams.global_branch:
@@ -140,7 +140,7 @@ class MDAN(EmotionTask):
         """The backbone MDAN attends over (feature map inversion shows what its filters extract)."""
         return self.net.backbone.sequential()
 
-    # -- gradual global pruning (PAPERS.md §2) ----------------------------------------------------------------
+    # -- gradual global pruning (docs/pruning.md) ----------------------------------------------------------------
     def pruning_ignored_layers(self) -> list[nn.Module]:
         """Output layers (local class maps, global head) and the layers that set each mapped stage's width.
 

@@ -1,4 +1,4 @@
-"""The MDAN network as a plain ``nn.Module`` (PAPERS.md §1); ``modules/mdan/module.py`` trains it.
+"""The MDAN network as a plain ``nn.Module`` (docs/mdan.md); ``modules/mdan/module.py`` trains it.
 
 Read top to bottom: the Affective Semantic Mapping (which backbone stage serves which affective
 level), the local classifier of the top-down branch, the hierarchy-following global head of the
@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from datamodules.hierarchy import Taxonomy
-from modules.backbones import Backbone
-from modules.emotion import probabilities_from_leaves
-from modules.mdan.attention import LevelDependentCAM, MultiHeadCrossChannelAttention
+from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.modules.backbones import Backbone
+from affectlab.modules.emotion import probabilities_from_leaves
+from affectlab.modules.mdan.attention import LevelDependentCAM, MultiHeadCrossChannelAttention
 
 HIERARCHY_MODES = ("sum", "mask")
 
@@ -26,7 +26,7 @@ HIERARCHY_MODES = ("sum", "mask")
 class AffectiveSemanticMapping:
     """One-to-one map from affective levels (coarse → fine) to backbone stages (shallow → deep).
 
-    PAPERS.md §1: by default the K levels take the last K stages, the coarsest level the
+    docs/mdan.md: by default the K levels take the last K stages, the coarsest level the
     shallowest of them (WEBEmo: layer2→2, layer3→7, layer4→25; FI: layer3→2, layer4→8).
 
     Args:
@@ -79,7 +79,7 @@ class LocalClassifier(nn.Module):
 
 
 def mask_by_hierarchy(taxonomy: Taxonomy, probs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """``hierarchy_mode: mask`` (PAPERS.md §1): each finer level keeps only the children of the
+    """``hierarchy_mode: mask`` (docs/mdan.md): each finer level keeps only the children of the
     coarser level's argmax, renormalised, so predictions never violate the hierarchy.
 
     Args:
@@ -98,7 +98,7 @@ def mask_by_hierarchy(taxonomy: Taxonomy, probs: list[torch.Tensor]) -> list[tor
 
 
 class MDANNetwork(nn.Module):
-    """Backbone + MCCA + LDCAM + local classifiers + global head (PAPERS.md §1).
+    """Backbone + MCCA + LDCAM + local classifiers + global head (docs/mdan.md).
 
     At each mapped stage ``l`` (coarse → fine), in order: the backbone stage computes ``F_l`` from
     the refined previous stage; MCCA refines its channels with the previous mapped stage as keys

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from callbacks.cams import LDCAMLogger, cam_grid, cam_stimuli_agreement
-from modules.mdan import MDAN
+from affectlab.callbacks.cams import LDCAMLogger, cam_grid, cam_stimuli_agreement
+from affectlab.modules.mdan import MDAN
 
 
 @pytest.fixture(scope="module", autouse=True)

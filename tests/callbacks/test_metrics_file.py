@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from callbacks.metrics_file import MetricsFile
+from affectlab.callbacks.metrics_file import MetricsFile
 
 
 class LoggingModel(BoringModel):

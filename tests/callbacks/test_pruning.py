@@ -1,4 +1,4 @@
-"""Gradually global pruning (PAPERS.md §2): ranking, bias elimination, surgery, stop rule, checkpoints, DDP."""
+"""Gradually global pruning (docs/pruning.md): ranking, bias elimination, surgery, stop rule, checkpoints, DDP."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 import yaml
 from torch import nn
 
-from callbacks import pruning_graph as g
-from callbacks.pruning import GradualGlobalPruning
-from callbacks.pruning_importance import activation_scores, normalise, select_global, select_layerwise
+from affectlab.callbacks import pruning_graph as g
+from affectlab.callbacks.pruning import GradualGlobalPruning
+from affectlab.callbacks.pruning_importance import activation_scores, normalise, select_global, select_layerwise
 from conftest import REPO, run_cli
-from datamodules.fashion_mnist import FashionMNIST
-from modules.small_cnn import SmallCNNClassifier, SmallVGG
+from affectlab.datamodules.fashion_mnist import FashionMNIST
+from affectlab.modules.small_cnn import SmallCNNClassifier, SmallVGG
 
 X = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
@@ -69,7 +69,7 @@ def test_activation_scores_are_mean_post_activation_magnitudes():
 
 @pytest.mark.parametrize("backbone", ["resnet18", pytest.param("vgg11_bn", marks=pytest.mark.slow)])
 def test_output_layers_are_found_and_never_pruned(backbone):
-    from modules.classifier import EmotionClassifier
+    from affectlab.modules.classifier import EmotionClassifier
 
     model = EmotionClassifier(backbone=backbone, pretrained=False).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -264,7 +264,7 @@ def test_comparison_modes_are_configured_by_mode():
 
 
 def test_thinning_reaches_a_flops_budget_and_keeps_the_logits():
-    from callbacks.pruning import thin
+    from affectlab.callbacks.pruning import thin
 
     net = SmallVGG(1, (8, 16, 16), hidden=16, num_classes=5).eval()
     rows = thin(net, X[:1], target_flops_ratio=0.5, step_ratio=0.1)
@@ -274,7 +274,7 @@ def test_thinning_reaches_a_flops_budget_and_keeps_the_logits():
 
 def test_feature_map_inversion_reads_the_pruned_network(cli_run):
     """The thinner network's surviving filters are what an inversion of the pruned checkpoint addresses."""
-    from modules.inversion.trunk import FeatureTrunk
+    from affectlab.modules.inversion.trunk import FeatureTrunk
 
     pruned = SmallCNNClassifier.load_from_checkpoint(cli_run / "pruned/pruned.ckpt")
     trunk = FeatureTrunk(str(cli_run / "pruned/pruned.ckpt"))

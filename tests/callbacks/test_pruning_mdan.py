@@ -6,9 +6,9 @@ import lightning as L
 import pytest
 import torch
 
-from callbacks.pruning import GradualGlobalPruning
-from datamodules.vea import FI
-from modules.mdan import MDAN
+from affectlab.callbacks.pruning import GradualGlobalPruning
+from affectlab.datamodules.vea import FI
+from affectlab.modules.mdan import MDAN
 
 
 @pytest.fixture(scope="module", autouse=True)

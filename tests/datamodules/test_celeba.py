@@ -1,4 +1,4 @@
-"""CelebA DataModule on a generated tree in the official layout (PAPERS.md §3, DATASETS.md)."""
+"""CelebA DataModule on a generated tree in the official layout (docs/advae.md, docs/datasets.md)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.celeba import ATTR_FILE, CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES, CelebA, CelebAFormatError
-from datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
-from datamodules.vea.layouts import LayoutError
+from affectlab.datamodules.celeba import ATTR_FILE, CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES, CelebA, CelebAFormatError
+from affectlab.datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
+from affectlab.datamodules.vea.layouts import LayoutError
 
 
 @pytest.fixture(scope="module")

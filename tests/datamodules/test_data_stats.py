@@ -7,17 +7,17 @@ from unittest import mock
 import yaml
 from lightning.pytorch.loggers import WandbLogger
 
-from callbacks.data_stats import DataStatsTable
-from datamodules.stats import COLUMNS, main, stats_rows
-from datamodules.synthetic import make_fi_sample
-from datamodules.vea import FI, EmotionROI
+from affectlab.callbacks.data_stats import DataStatsTable
+from affectlab.datamodules.stats import COLUMNS, main, stats_rows
+from affectlab.datamodules.synthetic import make_fi_sample
+from affectlab.datamodules.vea import FI, EmotionROI
 
 
 def test_stats_prints_counts_unreadable_and_taxonomy(tmp_path, capsys):
     make_fi_sample(tmp_path / "fi", per_class=4, size=32, bad_files=True)
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump({"model": {"class_path": "x"},
-                                      "data": {"class_path": "datamodules.vea.FI", "init_args": {"root": "elsewhere"}}}))
+                                      "data": {"class_path": "affectlab.datamodules.vea.FI", "init_args": {"root": "elsewhere"}}}))
     assert main(["stats", "-c", str(config), "--data.root", str(tmp_path / "fi")]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()

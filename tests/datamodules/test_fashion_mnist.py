@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from datamodules import fashion_mnist
-from datamodules.fashion_mnist import FILES, FashionMNIST, FashionMNISTError
+from affectlab.datamodules import fashion_mnist
+from affectlab.datamodules.fashion_mnist import FILES, FashionMNIST, FashionMNISTError
 
 
 def test_sample_in_torchvision_layout_gives_vea_style_batches(tmp_path):

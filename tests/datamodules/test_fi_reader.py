@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.hierarchy import MIKELS
-from datamodules.synthetic import class_image, make_fi_sample, write_bad_files
-from datamodules.vea import FI, LayoutError
-from datamodules.vea.fi import WSCNET_ALIASES
+from affectlab.datamodules.hierarchy import MIKELS
+from affectlab.datamodules.synthetic import class_image, make_fi_sample, write_bad_files
+from affectlab.datamodules.vea import FI, LayoutError
+from affectlab.datamodules.vea.fi import WSCNET_ALIASES
 
 ABBREVIATED = {v: k for k, v in WSCNET_ALIASES.items()}  # amusement -> amuse, ...
 DECODABLE_BAD = {"bad_cmyk.jpg", "bad_gray.jpg", "bad_palette.png", "bad_png_named.jpg", "bad_truncated.jpg"}

@@ -1,9 +1,9 @@
-"""The emotion taxonomies of DATASETS.md as data: structure, parent matrices, label lookups."""
+"""The emotion taxonomies of docs/datasets.md as data: structure, parent matrices, label lookups."""
 
 import pytest
 import torch
 
-from datamodules.hierarchy import TAXONOMIES, Taxonomy, flat, get_taxonomy
+from affectlab.datamodules.hierarchy import TAXONOMIES, Taxonomy, flat, get_taxonomy
 
 
 def test_webemo_is_2_7_25_with_official_leaf_order():

@@ -1,4 +1,4 @@
-"""Robust decoding: whatever decodes becomes RGB, whatever cannot gives None (DATASETS.md)."""
+"""Robust decoding: whatever decodes becomes RGB, whatever cannot gives None (docs/datasets.md)."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.images import SkipReport, load_rgb
+from affectlab.datamodules.images import SkipReport, load_rgb
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from datamodules.vea import FI, TwitterI, WEBEmo, index_cache
-from datamodules.vea.layouts import ClassFolders, URLLists
+from affectlab.datamodules.vea import FI, TwitterI, WEBEmo, index_cache
+from affectlab.datamodules.vea.layouts import ClassFolders, URLLists
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def read_calls(monkeypatch):
 
 def small_fi(root):
     """An FI release tree of 8 classes × 6 tiny images (indexing never decodes them)."""
-    from datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.synthetic import make_fi_sample
 
     return make_fi_sample(root, per_class=6, size=16)
 
@@ -92,7 +92,7 @@ def test_editing_a_list_file_or_downloading_invalidates(tmp_path, read_calls):
 
 
 def index_cache_name(url: str) -> str:
-    from datamodules.vea.layouts import url_file_name
+    from affectlab.datamodules.vea.layouts import url_file_name
 
     return url_file_name(url)
 
@@ -122,8 +122,8 @@ def test_a_truncated_cache_file_is_rebuilt(tmp_path, read_calls):
 
 def test_a_listed_file_that_appears_later_invalidates(tmp_path, read_calls, monkeypatch):
     """EmotionROI's lists are watched, and so are the folders the listed images live in."""
-    from datamodules.vea import EmotionROI
-    from datamodules.vea.layouts import ClassPathLists
+    from affectlab.datamodules.vea import EmotionROI
+    from affectlab.datamodules.vea.layouts import ClassPathLists
 
     calls = []
     original = ClassPathLists.read

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datamodules.inversion import InversionImages
+from affectlab.datamodules.inversion import InversionImages
 
 
 def test_the_sample_is_read_from_paths_and_cropped_square(tmp_path):

@@ -1,4 +1,4 @@
-"""XDoG line drawings (PAPERS.md §3): deterministic, batched, on the input's device, cacheable."""
+"""XDoG line drawings (docs/advae.md): deterministic, batched, on the input's device, cacheable."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.sketch import DrawingCache, LineDrawings, XDoG
-from datamodules.synthetic_faces import face_image, random_attributes
+from affectlab.datamodules.sketch import DrawingCache, LineDrawings, XDoG
+from affectlab.datamodules.synthetic_faces import face_image, random_attributes
 
 
 @pytest.fixture(scope="module")

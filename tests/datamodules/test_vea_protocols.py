@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.vea import EmotionROI, TwitterI, TwitterII
-from datamodules.vea.layouts import VoteTable
+from affectlab.datamodules.vea import EmotionROI, TwitterI, TwitterII
+from affectlab.datamodules.vea.layouts import VoteTable
 
 
 def folds_of(cls, root, **kwargs):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.hierarchy import get_taxonomy
-from datamodules.vea import (
+from affectlab.datamodules.hierarchy import get_taxonomy
+from affectlab.datamodules.vea import (
     BENCHMARKS,
     FI,
     EmoSet,
@@ -106,7 +106,7 @@ def test_missing_root_fails_at_once(tmp_path):
 
 def test_every_reader_accepts_the_generic_split_files(tmp_path):
     """train.txt / test.txt with 'relative/path label' (label as name or index), for any benchmark."""
-    from datamodules.synthetic import make_sentiment_sample
+    from affectlab.datamodules.synthetic import make_sentiment_sample
 
     make_sentiment_sample(tmp_path, counts={"positive": 5, "negative": 5})
     (tmp_path / "train.txt").write_text("".join(f"positive/{i:04d}.jpg positive\nnegative/{i:04d}.jpg 0\n" for i in range(4)))

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.synthetic import class_image
-from datamodules.vea import WEBEmo
-from datamodules.vea.download import read_report
-from datamodules.vea.layouts import url_file_name
+from affectlab.datamodules.synthetic import class_image
+from affectlab.datamodules.vea import WEBEmo
+from affectlab.datamodules.vea.download import read_report
+from affectlab.datamodules.vea.layouts import url_file_name
 
 STALL_SECONDS = 8.0
 TIMEOUT = 3.0  # generous: the test machine may be busy; the stall outlasts it anyway
@@ -126,7 +126,7 @@ def test_download_counts_dead_links_survives_a_stall_and_resumes(tmp_path, serve
 
 
 def test_an_interrupted_download_leaves_no_file_under_the_final_name(tmp_path, server, monkeypatch):
-    from datamodules.vea import download
+    from affectlab.datamodules.vea import download
 
     dest = tmp_path / "x.jpg"
 

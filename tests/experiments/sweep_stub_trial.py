@@ -1,4 +1,4 @@
-"""A stand-in for ``python -m experiments fit`` that keeps the local sweep agent's contract in ~0.1 s.
+"""A stand-in for ``python -m affectlab.experiments fit`` that keeps the local sweep agent's contract in ~0.1 s.
 
 It reads ``--key=value`` arguments like the CLI, writes one ``metrics.json`` history entry per
 "epoch" into ``$AFFECTLAB_RUN_DIR`` (file name from ``--trainer.callbacks.init_args.filename``),

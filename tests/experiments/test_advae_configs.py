@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.celeba import CelebA
-from experiments.cli import main
+from affectlab.datamodules.celeba import CelebA
+from affectlab.experiments.cli import main
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "advae").glob("*.yaml"))
 
@@ -43,7 +43,7 @@ def test_three_configs_exist():
 @pytest.mark.slow
 def test_stage1_then_stage2_then_predict_from_the_command_line(sample, tmp_path):
     """The documented sequence: stage 1, stage 2 on its checkpoint (a glob), predict on drawings."""
-    from datamodules.sketch import LineDrawings
+    from affectlab.datamodules.sketch import LineDrawings
 
     data = [f"--data.init_args.{k}={v}" for k, v in sample.items()]
     quick = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
@@ -56,7 +56,7 @@ def test_stage1_then_stage2_then_predict_from_the_command_line(sample, tmp_path)
     assert stage2.model.stage1.content_dim == 16  # the demo's stage 1, not a fresh default one
     drawings = LineDrawings.write_sample(tmp_path / "faces")
     main(["predict", "-c", str(advae / "celeba_stage2.yaml"), "--trainer.accelerator=cpu",
-          f"--ckpt_path={tmp_path}/s2/checkpoints/last.ckpt", "--data=datamodules.sketch.LineDrawings",
+          f"--ckpt_path={tmp_path}/s2/checkpoints/last.ckpt", "--data=affectlab.datamodules.sketch.LineDrawings",
           f"--data.root={drawings['root']}", "--data.image_size=32", "--data.num_workers=0",
           "--data.chosen_attributes=[{Blond_Hair: 1, Pale_Skin: 1}, {Black_Hair: 1}]",
           f"--data.style_photo={drawings['root']}/face_0.png", f"--trainer.default_root_dir={tmp_path / 'p'}"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_cli
-from experiments.cli import main
+from affectlab.experiments.cli import main
 
 DEMO = str(REPO / "experiments" / "baseline" / "demo.yaml")
 
@@ -101,7 +101,7 @@ def test_console_script_trains_with_ddp_on_two_cpu_processes(fi_sample, tmp_path
 def test_torchrun_launch_trains_on_two_cpu_processes(fi_sample, tmp_path):
     record = tmp_path / "record"
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "experiments"]
+                "-m", "affectlab.experiments"]
     run_cli(["fit", *tiny(fi_sample, "--trainer.devices", "2", "--trainer.strategy", "ddp",
                           "--trainer.max_epochs", "1", "--trainer.logger", "false",
                           "--trainer.callbacks+=_record.RecordIndices", f"--trainer.callbacks.folder={record}")],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.cli import main
+from affectlab.experiments.cli import main
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 PRESETS = sorted((EXPERIMENTS / "defaults").glob("*.yaml"))

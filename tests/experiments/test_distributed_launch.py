@@ -19,7 +19,7 @@ def test_torchrun_script_trains_two_processes_into_one_run_folder_on_the_cpu(fi_
              "--data.init_args.root", str(fi_sample), "--data.init_args.num_workers", "0",
              "--data.init_args.batch_size", "4", "--data.init_args.image_size", "32",
              "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2", "--trainer.max_epochs", "1",
-             "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=callbacks.metrics_file.MetricsFile"],
+             "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=affectlab.callbacks.metrics_file.MetricsFile"],
             cwd=REPO, launcher=launcher, OMP_NUM_THREADS="1", WANDB_MODE="disabled",
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 

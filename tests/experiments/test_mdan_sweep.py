@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from modules.mdan import MDAN
+from affectlab.modules.mdan import MDAN
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "experiments" / "sweeps" / "mdan_ablation.yaml"

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from conftest import REPO, subprocess_env
-from experiments import sweep
-from experiments.cli import main
+from affectlab.experiments import sweep
+from affectlab.experiments.cli import main
 
 STUB = Path(__file__).with_name("sweep_stub_trial.py")
 
@@ -76,7 +76,7 @@ def test_a_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, monk
     starts = tmp_path / "starts.txt"
     monkeypatch.setenv("STUB_STARTS", str(starts))
     file = write_sweep(tmp_path, {"score": {"values": [0.1, 0.2, 0.3]}, "sleep": {"value": 0.5}})
-    command = [sys.executable, "-m", "experiments.sweep", str(file), "--count", "3", "--poll", "0.05"]
+    command = [sys.executable, "-m", "affectlab.experiments.sweep", str(file), "--count", "3", "--poll", "0.05"]
     agent = subprocess.Popen(command, env=subprocess_env(), start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -139,7 +139,7 @@ def test_trials_get_the_sweep_name_group_and_extra_arguments(tmp_path):
     argv = seen["argv"]
     assert argv[:1] == ["--score=0.5"]
     assert argv[argv.index("--name") + 1] == "grouped"
-    assert "--trainer.callbacks+=callbacks.metrics_file.MetricsFile" in argv
+    assert "--trainer.callbacks+=affectlab.callbacks.metrics_file.MetricsFile" in argv
     assert argv[-4:] == ["--trainer.max_epochs", "2", "-c", "extra.yaml"]  # last, so they win
 
 
@@ -164,10 +164,10 @@ def test_random_search_needs_a_count(tmp_path, capsys):
 
 
 def test_trial_command_renders_parameters_as_wandb_agent_does():
-    config = {"command": ["${env}", "${interpreter}", "-m", "experiments", "fit", "${args}"]}
+    config = {"command": ["${env}", "${interpreter}", "-m", "affectlab.experiments", "fit", "${args}"]}
     command = sweep.trial_command(config, {"model.init_args.mcca": False, "model.init_args.level_weights": [0.5, 1.0],
                                            "model.init_args.lr": 0.001})
-    assert command[1:] == [sys.executable, "-m", "experiments", "fit", "--model.init_args.mcca=False",
+    assert command[1:] == [sys.executable, "-m", "affectlab.experiments", "fit", "--model.init_args.mcca=False",
                            "--model.init_args.level_weights=[0.5, 1.0]", "--model.init_args.lr=0.001"]
 
 
@@ -175,7 +175,7 @@ def test_sigterm_ends_the_running_trial_and_leaves_it_to_be_rerun(tmp_path, monk
     starts = tmp_path / "starts.txt"
     monkeypatch.setenv("STUB_STARTS", str(starts))
     file = write_sweep(tmp_path, {"score": {"value": 0.5}, "sleep": {"value": 5.0}})
-    agent = subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(file), "--poll", "0.05"],
+    agent = subprocess.Popen([sys.executable, "-m", "affectlab.experiments.sweep", str(file), "--poll", "0.05"],
                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (starts.exists() and starts.read_text().strip()) and time.monotonic() < deadline:

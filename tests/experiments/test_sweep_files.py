@@ -14,8 +14,8 @@ import sweeps
 import yaml
 
 from conftest import REPO
-from experiments import sweep
-from experiments.cli import main
+from affectlab.experiments import sweep
+from affectlab.experiments.cli import main
 
 SWEEP_FILES = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
 
@@ -25,8 +25,8 @@ def _id(path: Path) -> str:
 
 
 def _cli_args(command: list[str]) -> list[str]:
-    """The arguments after ``-m experiments`` of a rendered trial command."""
-    index = next(i for i in range(len(command) - 1) if command[i] == "-m" and command[i + 1] == "experiments")
+    """The arguments after ``-m affectlab.experiments`` of a rendered trial command."""
+    index = next(i for i in range(len(command) - 1) if command[i] == "-m" and command[i + 1] == "affectlab.experiments")
     return command[index + 2:]
 
 

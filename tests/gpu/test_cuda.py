@@ -9,12 +9,12 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.fashion_mnist import FashionMNIST
-from datamodules.inversion import InversionImages
-from datamodules.sketch import XDoG
-from modules.inversion import FeatureMapInversion, RandomReallocation
-from modules.mdan import MDAN
-from modules.small_cnn import SmallCNNClassifier
+from affectlab.datamodules.fashion_mnist import FashionMNIST
+from affectlab.datamodules.inversion import InversionImages
+from affectlab.datamodules.sketch import XDoG
+from affectlab.modules.inversion import FeatureMapInversion, RandomReallocation
+from affectlab.modules.mdan import MDAN
+from affectlab.modules.small_cnn import SmallCNNClassifier
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -55,8 +55,8 @@ def test_xdog_runs_on_the_device_of_its_input():
 
 
 def test_mdan_trains_in_bf16_mixed_precision_on_the_gpu(tmp_path):
-    from datamodules.synthetic import make_fi_sample
-    from datamodules.vea import FI
+    from affectlab.datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.vea import FI
 
     L.seed_everything(0)
     data = FI(root=str(make_fi_sample(tmp_path / "fi", per_class=20, size=32)), num_workers=0, batch_size=16,
@@ -73,8 +73,8 @@ def test_mdan_trains_in_bf16_mixed_precision_on_the_gpu(tmp_path):
 
 def test_a_pruning_step_on_the_gpu_removes_neurons_and_keeps_training(tmp_path):
     pytest.importorskip("torch_pruning")
-    from callbacks.pruning import GradualGlobalPruning
-    from callbacks.pruning_graph import widths
+    from affectlab.callbacks.pruning import GradualGlobalPruning
+    from affectlab.callbacks.pruning_graph import widths
 
     data = FashionMNIST(**{**FashionMNIST.write_sample(tmp_path / "fashion", train=80, test=20), "batch_size": 32})
     model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8)

@@ -1,4 +1,4 @@
-"""AD-VAE (PAPERS.md §3) on synthetic faces in CelebA's layout whose attributes are visible.
+"""AD-VAE (docs/advae.md) on synthetic faces in CelebA's layout whose attributes are visible.
 
 The learning test trains stage 1 for eighty CPU steps and then asks for each hair colour:
 the hair region of the generated face must take the requested colour far more often than chance.
@@ -13,11 +13,11 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.celeba import CelebA
-from datamodules.sketch import LineDrawings
-from datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
-from modules.advae import ADVAEStage1, ADVAEStage2
-from modules.advae.media import with_attribute
+from affectlab.datamodules.celeba import CelebA
+from affectlab.datamodules.sketch import LineDrawings
+from affectlab.datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
+from affectlab.modules.advae import ADVAEStage1, ADVAEStage2
+from affectlab.modules.advae.media import with_attribute
 
 SMALL = {"content_dim": 16, "style_dim": 8, "width": 16}
 

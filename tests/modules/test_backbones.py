@@ -5,8 +5,8 @@ import urllib.error
 import pytest
 import torch
 
-from modules import backbones
-from modules.backbones import Backbone, WeightsUnavailableError, weights_path
+from affectlab.modules import backbones
+from affectlab.modules.backbones import Backbone, WeightsUnavailableError, weights_path
 
 
 @pytest.mark.parametrize("name,stages,last", [

@@ -3,8 +3,8 @@
 import lightning as L
 import torch
 
-from datamodules.vea import FI
-from modules.classifier import EmotionClassifier
+from affectlab.datamodules.vea import FI
+from affectlab.modules.classifier import EmotionClassifier
 
 
 def test_outputs_per_level_sum_to_one_and_coarse_is_sum_of_children():

@@ -1,4 +1,4 @@
-"""Feature map inversion (PAPERS.md §4): code modifications, the batched optimisation, its outputs."""
+"""Feature map inversion (docs/inversion.md): code modifications, the batched optimisation, its outputs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from lightning.pytorch import Trainer
 from torch import nn
 from torchvision.transforms import functional as TF
 
-from datamodules.inversion import InversionImages
-from modules.inversion import FeatureMapInversion, RandomReallocation, StyleTransfer, codes
-from modules.inversion.denoise import from_unit, postprocess, tv_denoise
-from modules.inversion.trunk import (
+from affectlab.datamodules.inversion import InversionImages
+from affectlab.modules.inversion import FeatureMapInversion, RandomReallocation, StyleTransfer, codes
+from affectlab.modules.inversion.denoise import from_unit, postprocess, tv_denoise
+from affectlab.modules.inversion.trunk import (
     CAFFE_MEAN,
     TORCHVISION_MEAN,
     TORCHVISION_STD,
@@ -196,7 +196,7 @@ def test_tv_denoising_smooths_and_postprocessing_returns_8_bit_images():
 
 
 def test_the_cli_writes_the_grid_to_the_run_folder_and_wandb(tmp_path):
-    from experiments.cli import main
+    from affectlab.experiments.cli import main
 
     overrides = InversionImages.write_sample(tmp_path / "sample")
     data = [f"--data.init_args.{k}={v}" for k, v in overrides.items()]

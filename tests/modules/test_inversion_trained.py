@@ -14,13 +14,13 @@ import yaml
 from lightning.pytorch import Trainer
 
 from conftest import REPO, run_cli
-from datamodules.fashion_mnist import DEBIAN_DIR, MEAN, STD
-from datamodules.inversion import InversionImages
-from modules.classifier import EmotionClassifier
-from modules.inversion import FeatureMapInversion
-from modules.inversion.denoise import from_unit
-from modules.inversion.trunk import CaffeToTorchvision, FeatureTrunk
-from modules.mdan import MDAN
+from affectlab.datamodules.fashion_mnist import DEBIAN_DIR, MEAN, STD
+from affectlab.datamodules.inversion import InversionImages
+from affectlab.modules.classifier import EmotionClassifier
+from affectlab.modules.inversion import FeatureMapInversion
+from affectlab.modules.inversion.denoise import from_unit
+from affectlab.modules.inversion.trunk import CaffeToTorchvision, FeatureTrunk
+from affectlab.modules.mdan import MDAN
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="needs the Debian package dataset-fashion-mnist")
 
@@ -96,7 +96,7 @@ def test_a_resnet_checkpoint_is_addressed_by_graph_node_names(cls, tmp_path):
     checkpoint = tmp_path / "classifier.ckpt"
     torch.save({"state_dict": model.state_dict(), "pytorch-lightning_version": "2.5.0",
                 "hyper_parameters": {**model.hparams, "_class_path": f"{cls.__module__}.{cls.__name__}"},
-                "datamodule_hyper_parameters": {"_class_path": "datamodules.vea.FI"}}, checkpoint)
+                "datamodule_hyper_parameters": {"_class_path": "affectlab.datamodules.vea.FI"}}, checkpoint)
     trunk = FeatureTrunk(str(checkpoint))
     assert "layer3.1.relu_1" in trunk.layer_names and trunk.layer_names[0] == "stem.0"
     x = torch.randn(1, 3, 64, 64)

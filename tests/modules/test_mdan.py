@@ -1,4 +1,4 @@
-"""MDAN (PAPERS.md §1) as specifications: shapes, hierarchy, gradients, ablations, learning, reload, DDP."""
+"""MDAN (docs/mdan.md) as specifications: shapes, hierarchy, gradients, ablations, learning, reload, DDP."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import lightning as L
 import pytest
 import torch
 
-from datamodules.hierarchy import get_taxonomy
-from modules.mdan import MDAN, AffectiveSemanticMapping, MultiHeadCrossChannelAttention, mask_by_hierarchy
-from modules.mdan.module import log_probabilities_from_leaves
+from affectlab.datamodules.hierarchy import get_taxonomy
+from affectlab.modules.mdan import MDAN, AffectiveSemanticMapping, MultiHeadCrossChannelAttention, mask_by_hierarchy
+from affectlab.modules.mdan.module import log_probabilities_from_leaves
 
 REPO = Path(__file__).resolve().parents[2]
 TAXONOMIES = ["sentiment", "mikels", "webemo"]  # one, two and three affective levels
@@ -230,13 +230,13 @@ def test_heads_learn_ten_times_faster_than_the_backbone_by_default():
 
 # -- training through Lightning --------------------------------------------------------------------------------
 def _fi(root: Path, **kwargs):
-    from datamodules.vea import FI
+    from affectlab.datamodules.vea import FI
 
     return FI(root=str(root), num_workers=0, **kwargs)
 
 
 def test_mdan_learns_the_sample_set_above_chance_at_every_level(tmp_path):
-    from datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.synthetic import make_fi_sample
 
     start = time.perf_counter()
     L.seed_everything(0)

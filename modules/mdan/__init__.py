@@ -6,7 +6,12 @@ classifiers, global head and the network, ``module.py`` the LightningModule ``MD
 
 from affectlab.modules.mdan.attention import LevelDependentCAM, MultiHeadCrossChannelAttention
 from affectlab.modules.mdan.module import MDAN
-from affectlab.modules.mdan.network import AffectiveSemanticMapping, LocalClassifier, MDANNetwork, mask_by_hierarchy
+from affectlab.modules.mdan.network import (
+           AffectiveSemanticMapping,
+           LocalClassifier,
+           MDANNetwork,
+           mask_by_hierarchy,
+)
 
 __all__ = ["MDAN", "AffectiveSemanticMapping", "LevelDependentCAM", "LocalClassifier", "MDANNetwork",
            "MultiHeadCrossChannelAttention", "mask_by_hierarchy"]

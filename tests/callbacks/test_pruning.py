@@ -14,10 +14,15 @@ from torch import nn
 
 from affectlab.callbacks import pruning_graph as g
 from affectlab.callbacks.pruning import GradualGlobalPruning
-from affectlab.callbacks.pruning_importance import activation_scores, normalise, select_global, select_layerwise
-from conftest import REPO, run_cli
+from affectlab.callbacks.pruning_importance import (
+    activation_scores,
+    normalise,
+    select_global,
+    select_layerwise,
+)
 from affectlab.datamodules.fashion_mnist import FashionMNIST
 from affectlab.modules.small_cnn import SmallCNNClassifier, SmallVGG
+from conftest import REPO, run_cli
 
 X = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 

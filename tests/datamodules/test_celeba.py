@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from affectlab.datamodules.celeba import ATTR_FILE, CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES, CelebA, CelebAFormatError
+from affectlab.datamodules.celeba import (
+    ATTR_FILE,
+    CELEBA_ATTRIBUTES,
+    DEFAULT_ATTRIBUTES,
+    CelebA,
+    CelebAFormatError,
+)
 from affectlab.datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
 from affectlab.datamodules.vea.layouts import LayoutError
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_cli
 from affectlab.experiments.cli import main
+from conftest import REPO, run_cli
 
 DEMO = str(REPO / "experiments" / "baseline" / "demo.yaml")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, subprocess_env
 from affectlab.experiments import sweep
 from affectlab.experiments.cli import main
+from conftest import REPO, subprocess_env
 
 STUB = Path(__file__).with_name("sweep_stub_trial.py")
 

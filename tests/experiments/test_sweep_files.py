@@ -13,9 +13,9 @@ import pytest
 import sweeps
 import yaml
 
-from conftest import REPO
 from affectlab.experiments import sweep
 from affectlab.experiments.cli import main
+from conftest import REPO
 
 SWEEP_FILES = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
 

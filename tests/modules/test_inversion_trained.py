@@ -13,7 +13,6 @@ import torch
 import yaml
 from lightning.pytorch import Trainer
 
-from conftest import REPO, run_cli
 from affectlab.datamodules.fashion_mnist import DEBIAN_DIR, MEAN, STD
 from affectlab.datamodules.inversion import InversionImages
 from affectlab.modules.classifier import EmotionClassifier
@@ -21,6 +20,7 @@ from affectlab.modules.inversion import FeatureMapInversion
 from affectlab.modules.inversion.denoise import from_unit
 from affectlab.modules.inversion.trunk import CaffeToTorchvision, FeatureTrunk
 from affectlab.modules.mdan import MDAN
+from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="needs the Debian package dataset-fashion-mnist")
 

@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from affectlab.datamodules.hierarchy import get_taxonomy
-from affectlab.modules.mdan import MDAN, AffectiveSemanticMapping, MultiHeadCrossChannelAttention, mask_by_hierarchy
+from affectlab.modules.mdan import (
+    MDAN,
+    AffectiveSemanticMapping,
+    MultiHeadCrossChannelAttention,
+    mask_by_hierarchy,
+)
 from affectlab.modules.mdan.module import log_probabilities_from_leaves
 
 REPO = Path(__file__).resolve().parents[2]

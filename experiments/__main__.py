@@ -1,3 +1,3 @@
-from affectlab.experiments.cli import console
+from affectlab.experiments.launcher import console
 
 console()

@@ -37,11 +37,6 @@ from typing import Any
 
 import yaml
 
-with warnings.catch_warnings():  # the engine's pydantic models warn about renamed v1 options
-    warnings.simplefilter("ignore")
-    import sweeps
-    from sweeps import RunState, SweepRun
-
 STATE_FILE = "sweep.json"
 # The contract with a trial, passed to its MetricsFile callback on the command line: the callback
 # writes METRICS_FILE into the run folder after every validation and stops when STOP_FILE appears.
@@ -51,8 +46,15 @@ STOP_FILE = "STOP"
 ARG_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_no_equals}", "${args_json}")
 RERUN = ("running", "interrupted")  # states a resumed agent runs again
 # How the agent's trial states read to the engine (a hyperband-stopped trial is a finished one).
-ENGINE_STATE = {"finished": RunState.finished, "stopped": RunState.finished, "failed": RunState.failed,
-                "running": RunState.running}
+ENGINE_STATE = {"finished": "finished", "stopped": "finished", "failed": "failed", "running": "running"}
+
+
+def _engine() -> Any:
+    """The ``sweeps`` engine, imported when a sweep runs (it takes seconds; ``--help`` needs none of it)."""
+    with warnings.catch_warnings():  # the engine's pydantic models warn about renamed v1 options
+        warnings.simplefilter("ignore")
+        import sweeps
+    return sweeps
 
 
 class SweepError(ValueError):
@@ -90,6 +92,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         raise SweepError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(config, dict):
         raise SweepError(f"{path} is not a W&B sweep file (expected a mapping with method/metric/parameters)")
+    sweeps = _engine()
     violations = sweeps.schema_violations_from_proposed_config(config)
     if violations:
         raise SweepError(f"{path} is not a valid W&B sweep: " + "; ".join(violations))
@@ -139,10 +142,12 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def engine_run(trial: dict[str, Any]) -> SweepRun:
+def engine_run(trial: dict[str, Any]) -> Any:
     """The trial as the ``sweeps`` engine sees a W&B run: config, state, history and summary."""
     # By alias: the engine's pydantic-v1-style models ignore field names under pydantic 2.
-    return SweepRun(name=trial["name"], state=ENGINE_STATE.get(trial["state"], RunState.killed),
+    sweeps = _engine()
+    state = sweeps.RunState(ENGINE_STATE[trial["state"]]) if trial["state"] in ENGINE_STATE else sweeps.RunState.killed
+    return sweeps.SweepRun(name=trial["name"], state=state,
                     config={key: {"value": value} for key, value in trial["params"].items()},
                     sampledHistory=trial.get("history") or [], summaryMetrics=trial.get("summary") or {},
                     stopped=trial["state"] == "stopped")
@@ -160,6 +165,14 @@ def trial_score(trial: dict[str, Any], metric: dict[str, Any]) -> float | None:
 def _short(key: str) -> str:
     """``model.init_args.lr`` → ``model.lr``: the leaderboard's column names."""
     return key.replace(".init_args.", ".")
+
+
+def _cell(value: Any) -> str:
+    """A parameter as the leaderboard shows it: a class (``class_path``/``init_args``) by its name and settings."""
+    if isinstance(value, dict) and "class_path" in value:
+        settings = ", ".join(f"{k}={v}" for k, v in (value.get("init_args") or {}).items())
+        return f"{str(value['class_path']).rsplit('.', 1)[-1]}({settings})"
+    return str(value)
 
 
 def _last(trial: dict[str, Any], name: str) -> float | None:
@@ -185,7 +198,7 @@ def leaderboard(state: dict[str, Any]) -> str:
         value, last = trial.get("metric"), _last(trial, metric["name"])
         cells = [str(rank) if value is not None else "-", trial["name"], trial["state"],
                  f"{value:.4f}" if value is not None else "-", f"{last:.4f}" if last is not None else "-",
-                 str(len(trial.get("history") or [])), *(str(trial["params"].get(k, "")) for k in keys)]
+                 str(len(trial.get("history") or [])), *(_cell(trial["params"].get(k, "")) for k in keys)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -263,7 +276,7 @@ class LocalAgent:
         runs = [engine_run(t) for t in self.state["trials"]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            proposal = sweeps.next_run(self.config, runs)
+            proposal = _engine().next_run(self.config, runs)
         if proposal is None:
             return None
         trial = {"name": f"trial-{len(self.state['trials']):03d}", "state": "pending", "attempts": 0,
@@ -279,7 +292,7 @@ class LocalAgent:
         runs.append(engine_run({**trial, "state": "running"}))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stopped = sweeps.stop_runs(self.config, runs)
+            stopped = _engine().stop_runs(self.config, runs)
         return any(run.name == trial["name"] for run in stopped)
 
     def run_trial(self, trial: dict[str, Any]) -> None:
@@ -290,8 +303,9 @@ class LocalAgent:
         command = trial_command(self.config, trial["params"])
         command += ["--name", self.name, f"--trainer.callbacks+={METRICS_CALLBACK}",
                     f"--trainer.callbacks.init_args.filename={METRICS_FILE}",
-                    f"--trainer.callbacks.init_args.stop_file={STOP_FILE}", *self.extra_args]
-        env = dict(os.environ, AFFECTLAB_RUN_DIR=str(run_dir.resolve()), WANDB_RUN_GROUP=self.name,
+                    f"--trainer.callbacks.init_args.stop_file={STOP_FILE}",
+                    f"--trainer.default_root_dir={run_dir.resolve()}", *self.extra_args]
+        env = dict(os.environ, WANDB_RUN_GROUP=self.name,
                    WANDB_JOB_TYPE="sweep")
         env.setdefault("WANDB_MODE", "offline")
         trial.update(state="running", command=command, run_dir=str(run_dir), started=_now(), ended=None,
@@ -338,7 +352,7 @@ class LocalAgent:
         self.save()
 
     def _describe(self, trial: dict[str, Any]) -> str:
-        params = " ".join(f"{_short(k)}={v}" for k, v in trial["params"].items())
+        params = " ".join(f"{_short(k)}={_cell(v)}" for k, v in trial["params"].items())
         return f"[sweep {self.name}] {trial['name']}: {params}"
 
     def _report(self, trial: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 def _isolated_runs(tmp_path, monkeypatch):
     """Every test writes its runs under its own tmp folder, offline, with no W&B network."""
     monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.delenv("AFFECTLAB_RUN_DIR", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

@@ -1,7 +1,7 @@
 """A stand-in for ``python -m affectlab.experiments fit`` that keeps the local sweep agent's contract in ~0.1 s.
 
 It reads ``--key=value`` arguments like the CLI, writes one ``metrics.json`` history entry per
-"epoch" into ``$AFFECTLAB_RUN_DIR`` (file name from ``--trainer.callbacks.init_args.filename``),
+"epoch" into ``--trainer.default_root_dir`` (file name from ``--trainer.callbacks.init_args.filename``),
 stops early when the stop file appears, and can crash on request. Parameters: ``--score``
 (the val/acc of every epoch), ``--epochs``, ``--sleep`` (seconds per epoch), ``--crash``.
 It records its argv and environment in ``stub.json`` and appends its run folder's name to
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-run_dir = Path(os.environ["AFFECTLAB_RUN_DIR"])
+run_dir = Path(args["trainer.default_root_dir"])
 metrics = run_dir / args.get("trainer.callbacks.init_args.filename", "metrics.json")
 stop = run_dir / args.get("trainer.callbacks.init_args.stop_file", "STOP")
 run_dir.mkdir(parents=True, exist_ok=True)

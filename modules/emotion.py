@@ -10,6 +10,8 @@ matrix, and into prediction rows for ``predictions.csv``.
 
 from __future__ import annotations
 
+import importlib
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -62,6 +64,17 @@ def probabilities_from_leaves(taxonomy: Taxonomy, leaf_probs: torch.Tensor) -> l
     return probs
 
 
+def _as_callable(spec: Any) -> Any:
+    """A callable as given, or built from the ``class_path``/``init_args`` form checkpoints record.
+
+    So ``Module(**checkpoint["hyper_parameters"])`` by hand gets the optimiser the CLI configured.
+    """
+    if not isinstance(spec, dict):
+        return spec
+    module, name = str(spec["class_path"]).rsplit(".", 1)
+    return partial(getattr(importlib.import_module(module), name), **(spec.get("init_args") or {}))
+
+
 class EmotionTask(L.LightningModule):
     """Base LightningModule of the emotion classifiers.
 
@@ -100,8 +113,8 @@ class EmotionTask(L.LightningModule):
             if callable(self.hparams.get(key)):
                 del self.hparams[key]
                 self._hparams_initial.pop(key, None)
-        self.optimizer_factory = optimizer or self.default_optimizer
-        self.scheduler_factory = lr_scheduler
+        self.optimizer_factory = _as_callable(optimizer) or self.default_optimizer
+        self.scheduler_factory = _as_callable(lr_scheduler)
         self.metrics = nn.ModuleDict({stage: LevelMetrics(self.taxonomy, f"{stage}/") for stage in ("val", "test")})
         self.violations: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
 

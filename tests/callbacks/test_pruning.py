@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -171,7 +172,9 @@ def test_stop_rule_restores_the_last_accepted_network(fashion_sample, tmp_path):
 
 def test_optimiser_is_rebuilt_over_the_new_parameters(fashion_sample, tmp_path):
     data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
-    model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8)
+    model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8,
+                               optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9), backbone_lr_mult=0.5,
+                               lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5))
     pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.2, max_drop=None, criterion="taylor",
                                    calibration_batches=1, export=False)
     trainer = L.Trainer(max_epochs=3, callbacks=[pruning], logger=False, enable_checkpointing=False,
@@ -180,6 +183,11 @@ def test_optimiser_is_rebuilt_over_the_new_parameters(fashion_sample, tmp_path):
     assert pruning.step == 2
     optimised = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert optimised == {id(p) for p in model.parameters()}
+    # The rebuilt optimiser is the configured one, with the per-group rates where the schedule had them.
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] == 0.9
+    rates = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert rates == pytest.approx({"heads": 0.05 * 0.5 ** 3, "backbone": 0.025 * 0.5 ** 3})
 
 
 # -- through the CLI: end to end, checkpoints in a fresh process, DDP -------------------------------------

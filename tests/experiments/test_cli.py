@@ -56,7 +56,8 @@ def test_predict_writes_predictions_csv_with_every_level(fi_sample, tmp_path, mo
     ckpt = fit.trainer.checkpoint_callback.last_model_path
     predict = main(["predict", *tiny(fi_sample, "--trainer.logger", "false"), "--ckpt_path", ckpt])
     path = Path(predict.trainer.default_root_dir) / "predictions.csv"
-    assert path.parent == Path(ckpt).parent.parent  # the run folder of the checkpoint
+    run = Path(ckpt).parent.parent
+    assert path.parent.parent == run.parent and path.parent.name.startswith(f"{run.name}.predict-")  # beside the run
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == len(predict.datamodule.splits["test"])
     row = rows[0]

@@ -94,5 +94,10 @@ def test_a_proposed_trial_is_accepted_by_the_cli(path, capsys, monkeypatch):
                 assert _lookup(printed, leaf) == expected, leaf
         elif isinstance(value, float):
             assert _lookup(printed, key) == pytest.approx(value), key
+        elif isinstance(value, dict) and "class_path" in value:  # a class: its settings, beside defaults
+            got = _lookup(printed, key)
+            assert got["class_path"] == value["class_path"], key
+            for leaf, expected in _leaves(value.get("init_args") or {}):
+                assert _lookup(got["init_args"], leaf) == expected, f"{key}.{leaf}"
         else:
             assert _lookup(printed, key) == value, key

@@ -491,7 +491,7 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=RunConfig,
-        parser_kwargs={"description": DESCRIPTION,
+        parser_kwargs={"description": DESCRIPTION, "prog": "affectlab",
                        **{sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")]}
                           for sub in ("fit", "validate", "test", "predict")}},
         args=argv,

@@ -9,6 +9,7 @@ has a fixed internal name, so running the command again never piles up copies).
     affectlab dashboard --entity ME --project affectlab                 # the four methods
     affectlab dashboard --entity ME --method mdan --method sweep experiments/sweeps/mdan_ablation.yaml
     affectlab dashboard --method pruning --print > pruning_view.json
+    affectlab dashboard --method mdan --preview runs/mdan-demo/<time> --out mdan.png   # offline picture
 """
 
 from __future__ import annotations
@@ -173,7 +174,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                            "instead of the group `affectlab sweep` gives them")
     parser.add_argument("--print", action="store_true", dest="print_json",
                         help="write the views' JSON to stdout instead of saving them (no network)")
+    parser.add_argument("--preview", metavar="RUN_DIR",
+                        help="draw the method's workspace as this run folder fills it (no network) into --out")
+    parser.add_argument("--out", default="dashboard.png", help="the PNG --preview writes (default: dashboard.png)")
     args = parser.parse_args(argv)
+    if args.preview:
+        if not args.method or len(args.method) != 1 or len(args.method[0]) != 1 or args.method[0][0] not in METHODS:
+            parser.error(f"--preview draws one method's workspace: add --method {'|'.join(METHODS)}")
+        args.targets = [(args.method[0][0], None)]
+        return args
     if not args.print_json and not args.entity:
         parser.error("--entity is required to save workspaces (or use --print)")
     targets = []
@@ -197,6 +206,15 @@ def build(targets: list[tuple[str, str | None]], entity: str, project: str, swee
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.preview:
+        from affectlab.experiments.dashboard_preview import render
+
+        try:
+            print(render(args.targets[0][0], args.preview, args.out))
+        except FileNotFoundError as err:
+            print(f"affectlab dashboard: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         workspaces = build(args.targets, args.entity or "ENTITY", args.project, args.sweep_id)
     except (FileNotFoundError, ValueError) as err:

@@ -135,3 +135,30 @@ def logged_keys(run_dir: str | Path) -> LoggedKeys:
         for entry in [*payload.get("history", []), payload.get("final") or {}]:
             keys.scalars |= {k for k, v in entry.items() if isinstance(v, (int, float))}
     return keys
+
+
+def history(run_dir: str | Path) -> list[dict[str, object]]:
+    """A run folder's logged history, one dict per ``log`` call: scalars as numbers, images and
+    tables as the absolute paths of their files (a list for an image group)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    rows: list[dict[str, object]] = []
+    for path in run_records(run_dir):
+        files = path.parent / "files"
+        for payload in _payloads(path):
+            record = pb.Record()
+            record.ParseFromString(payload)
+            if record.WhichOneof("record_type") != "history":
+                continue
+            row: dict[str, object] = {}
+            for item in record.history.item:
+                parts = [item.key] if item.key else list(item.nested_key)
+                value = json.loads(item.value_json)
+                if len(parts) >= 2 and parts[-1] == "path":
+                    row["/".join(parts[:-1])] = files / value
+                elif len(parts) >= 2 and parts[-1] == "filenames":
+                    row["/".join(parts[:-1])] = [files / v for v in value]
+                elif len(parts) == 1 and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    row[parts[0]] = value
+            rows.append(row)
+    return rows

@@ -249,3 +249,32 @@ def test_every_key_a_panel_charts_is_logged_by_the_demo(method, tmp_path, monkey
     assert not pending & (logged.scalars | set(logged.media)), (
         f"now logged, move out of NOT_YET_LOGGED: {sorted(pending & logged.scalars)}")
     assert STEP in logged.scalars
+
+
+def test_preview_draws_the_workspace_from_a_run_folders_own_record(tmp_path, capsys):
+    import subprocess
+
+    from affectlab.experiments.run_record import history
+    from conftest import subprocess_env
+
+    script = f"""
+import numpy as np, wandb
+run = wandb.init(project="affectlab", dir={str(tmp_path)!r}, mode="offline")
+for step in range(3):
+    run.log({{"trainer/global_step": step, "val/acc": 0.1 * step, "val/acc_l1": 0.5 + 0.1 * step, "val/acc_l2": 0.2}})
+run.log({{"trainer/global_step": 3, "val/ldcam": wandb.Image(np.zeros((8, 8, 3), np.uint8))}})
+run.finish()
+"""
+    subprocess.run([sys.executable, "-c", script], env=subprocess_env(), check=True, timeout=120, capture_output=True)
+    rows = history(tmp_path)
+    assert [r["val/acc"] for r in rows if "val/acc" in r] == pytest.approx([0.0, 0.1, 0.2])
+    (image,) = [r["val/ldcam"] for r in rows if "val/ldcam" in r]   # one image: its path (a group: a list)
+    assert image.is_file()
+    keys = logged_keys(tmp_path)
+    assert {"val/acc", "val/acc_l1", STEP} <= keys.scalars and keys.media == {"val/ldcam": "image-file"}
+    out = tmp_path / "mdan.png"
+    assert dashboard.main(["--method", "mdan", "--preview", str(tmp_path), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert dashboard.main(["--method", "mdan", "--preview", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    with pytest.raises(SystemExit):
+        dashboard.main(["--preview", str(tmp_path)])   # which method's workspace?

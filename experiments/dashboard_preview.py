@@ -104,8 +104,9 @@ def render(method: str, run_dir: str | Path, out: str | Path) -> Path:
         raise FileNotFoundError(f"{run_dir} holds no W&B run record (wandb/offline-run-*/run-*.wandb)")
     sections = [s for s in WORKSPACES[method] if s.open]
     layout = [(s, s.panels[i:i + COLUMNS]) for s in sections for i in range(0, len(s.panels), COLUMNS)]
-    fig = plt.figure(figsize=(4.2 * COLUMNS, 3.1 * len(layout)))
-    grid = fig.add_gridspec(len(layout), COLUMNS, hspace=0.75, wspace=0.3)
+    height = 3.1 * len(layout)
+    fig = plt.figure(figsize=(4.2 * COLUMNS, height))
+    grid = fig.add_gridspec(len(layout), COLUMNS, hspace=0.75, wspace=0.3, top=1 - 1.3 / height, bottom=0.4 / height)
     shown = set()
     for r, (section, panels) in enumerate(layout):
         for c, panel in enumerate(panels):
@@ -119,7 +120,7 @@ def render(method: str, run_dir: str | Path, out: str | Path) -> Path:
     title = f"affectlab: {method} workspace, one run ({Path(run_dir).parent.name}/{Path(run_dir).name})"
     if closed:
         title += f"\ncollapsed sections: {', '.join(closed)}"
-    fig.suptitle(title, fontsize=11, y=1 + 0.8 / fig.get_figheight())  # above the first section's name
+    fig.suptitle(title, fontsize=11, y=1 - 0.05 / height)  # above the first section's name
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80, bbox_inches="tight")

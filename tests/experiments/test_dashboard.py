@@ -124,6 +124,16 @@ def test_command_prints_views_and_refuses_bad_input(tmp_path, capsys):
     assert "is not a sweep file" in capsys.readouterr().err
 
 
+def test_affectlab_dashboard_is_a_subcommand_of_the_one_command_line(capsys):
+    from affectlab.experiments.cli import main
+
+    assert main(["dashboard", "--print", "--method", "pruning"]) is None
+    assert json.loads(capsys.readouterr().out)["displayName"] == "affectlab: Gradual global pruning"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", "--method", "sweep", "experiments/sweeps/missing.yaml", "--print"])
+    assert exit_info.value.code == 2
+
+
 def test_saving_again_updates_the_same_view(monkeypatch):
     from wandb_workspaces.workspaces import internal
 

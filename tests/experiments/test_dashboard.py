@@ -185,6 +185,23 @@ def test_a_local_sweep_trial_carries_the_swept_keys_in_its_wandb_config(tmp_path
     assert {a.removeprefix("config:").replace(".value.", ".", 1) for a in accessors} == set(params) <= config
 
 
+def test_the_local_agent_hands_every_trial_its_swept_keys_for_the_wandb_config(tmp_path):
+    from test_sweep_agent import write_sweep
+
+    from affectlab.experiments.cli import main
+    from affectlab.experiments.sweep import sweeps_root
+
+    file = write_sweep(tmp_path, {"model.init_args.lr": {"values": [0.1, 0.01]}, "score": {"value": 0.7}})
+    main(["sweep", str(file), "--poll", "0.05"])
+    trials = sorted((sweeps_root() / "stub").glob("trial-*"))
+    assert len(trials) == 2
+    for trial, lr in zip(trials, (0.1, 0.01), strict=True):
+        handed = json.loads((trial / "stub.json").read_text())["sweep_params"]
+        assert Path(handed) == (trial / "sweep_params.yaml").resolve()
+        params = yaml.safe_load(Path(handed).read_text())
+        assert params["model"] == {"value": {"init_args": {"lr": lr}}} and params["score"] == {"value": 0.7}
+
+
 # -- checked against what the demos really log ----------------------------------------------------------
 
 #: The demo configuration of each method, shortened: a few steps, every step logged.

@@ -1,4 +1,4 @@
-"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI), and ``affectlab sweep``.
+"""The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI), ``affectlab sweep`` and ``affectlab dashboard``.
 
 Only wiring lives here: what the model needs from the data is linked, never typed twice; every
 run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
@@ -125,13 +125,21 @@ class AffectLabCLI(LightningCLI):
 def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:
     """Run the CLI on ``args`` (default: the command line); returns it for inspection.
 
-    ``affectlab sweep FILE ...`` goes to the local sweep agent (``experiments/sweep.py``).
+    ``affectlab sweep FILE ...`` goes to the local sweep agent (``experiments/sweep.py``),
+    ``affectlab dashboard ...`` to the W&B workspaces (``experiments/dashboard.py``).
     """
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] == "sweep":
         from affectlab.experiments.sweep import main as sweep_main
 
         code = sweep_main(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return None
+    if argv and argv[0] == "dashboard":
+        from affectlab.experiments.dashboard import main as dashboard_main
+
+        code = dashboard_main(argv[1:])
         if code:
             raise SystemExit(code)
         return None

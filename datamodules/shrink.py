@@ -111,7 +111,8 @@ def shrink_release(src: str | Path, dst: str | Path, short_side: int, quality: i
         if previous != settings:
             raise ValueError(f"{dst} holds a copy made with {previous}, not {settings}: choose another folder")
     dst.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(settings) + "\n")
+    if not marker.exists():
+        marker.write_text(json.dumps(settings) + "\n")
     files = list(_files(src, dst))
 
     def one(rel: Path) -> str:

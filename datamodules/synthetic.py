@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import functools
 import io
 from pathlib import Path
 
@@ -45,15 +46,20 @@ def class_image(label: int, rng: np.random.Generator, size: int = 64, n_classes:
     return Image.fromarray((image * 255).astype(np.uint8))
 
 
+@functools.cache
+def _sample_photos() -> tuple[np.ndarray, ...]:
+    from skimage import data
+
+    return data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()
+
+
 def photo(width: int, height: int, rng: np.random.Generator) -> Image.Image:
     """A ``width×height`` mosaic of scikit-image's sample photos at their native pixel scale.
 
     Stretching one small photo to camera size would leave it blurry (cheap to decode, kind to any
     resampling); tiles of real photos keep natural texture and sharp edges at every size.
     """
-    from skimage import data
-
-    sources = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]
+    sources = _sample_photos()
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     tile_h, tile_w = min(height, 300), min(width, 400)
     for y in range(0, height, tile_h):

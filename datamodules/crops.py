@@ -10,7 +10,8 @@ and flip. It differs in how the pixels are made (docs/datasets.md, "Decoding"):
 - a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, PIL ``draft``) when the box
   still holds at least ``S`` decoded pixels per side, i.e. while the final resize still shrinks;
 - at full scale the crop is the reference's own operations (integer box, torch's antialiased
-  uint8 resize) on the box's H×W×3 memory, without the reference's copy of the whole image; a
+  uint8 resize) on the box's H×W×3 memory, decoded by torchvision's libjpeg-turbo decoder (the
+  same pixels as PIL's, without copying them out of PIL's buffer) for colour JPEGs; a
   reduced-scale training crop, whose box falls between decoded pixels, is resampled by PIL from
   the exact fractional box.
 - no float image on the CPU.
@@ -104,7 +105,7 @@ class DecodeCrop:
             boxes.append(self.box(full_size))
             return self.needed(full_size, boxes[0]) if self.draft else None
 
-        decoded = decode_rgb(path, plan)
+        decoded = decode_rgb(path, plan, tensor=True)
         if decoded is None:
             return None
         k = decoded.scale
@@ -114,11 +115,14 @@ class DecodeCrop:
             return self._flip(_chw_view(crop)).contiguous()
         if self.train:  # the reference's very operations: integer box, then torch's antialiased resize
             left, top, right, bottom = (int(c) for c in boxes[0])
-            region = _chw_view(decoded.image.crop((left, top, right, bottom)))  # copies only the box
+            if decoded.tensor is not None:
+                region = decoded.tensor[:, top:bottom, left:right]
+            else:
+                region = _chw_view(decoded.image.crop((left, top, right, bottom)))  # copies only the box
             crop = self._flip(TF.resize(region, [self.size, self.size], antialias=True))
         else:  # the reference's Resize(int) + CenterCrop, on the (possibly reduced) decoded image
-            crop = TF.center_crop(TF.resize(_chw_view(decoded.image), [eval_resize(self.size)], antialias=True),
-                                  [self.size])
+            image = decoded.tensor if decoded.tensor is not None else _chw_view(decoded.image)
+            crop = TF.center_crop(TF.resize(image, [eval_resize(self.size)], antialias=True), [self.size])
         return crop  # a new tensor in channels-last order: the batch collation copies it once anyway
 
     def _flip(self, crop: torch.Tensor) -> torch.Tensor:

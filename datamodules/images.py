@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
@@ -53,18 +54,21 @@ class Decoded:
     file coordinates maps to ``box / scale`` here.
     """
 
-    image: Image.Image
+    image: Image.Image | None
     full_size: tuple[int, int]
     scale: int = 1
     #: PIL's name of the file's format ("JPEG", "PNG", ...), whatever its extension says
     format: str | None = None
+    #: with ``decode_rgb(..., tensor=True)``: the pixels as a ``3×H×W`` uint8 tensor over H×W×3 memory
+    #: (torchvision's libjpeg-turbo decoder, bit-identical to PIL's), instead of ``image``
+    tensor: torch.Tensor | None = None
 
 
 #: ``needed(full_size) -> (width, height)``: the smallest size the caller needs, in file pixels.
 Needed = Callable[[tuple[int, int]], tuple[int, int] | None]
 
 
-def _open_decoded(path: str | os.PathLike, needed: Needed | None, full: list) -> Decoded:
+def _open_decoded(path: str | os.PathLike, needed: Needed | None, full: list, tensor: bool = False) -> Decoded:
     with Image.open(path) as image:
         if not full:  # ask once: ``needed`` may draw random numbers (a crop) the caller relies on
             full.append(image.size)
@@ -75,17 +79,26 @@ def _open_decoded(path: str | os.PathLike, needed: Needed | None, full: list) ->
             drafted = image.draft(image.mode, want)
             if drafted is not None:
                 scale = max(1, round(full[0][0] / drafted[1][2]))
+        if tensor and scale == 1 and image.format == "JPEG" and image.mode == "RGB":
+            from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+            try:  # skips PIL's copy of the pixels out of its own buffer; what it cannot read, PIL does
+                pixels = decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+                return Decoded(None, full[0], 1, "JPEG", pixels)
+            except RuntimeError:
+                pass
         image.load()
         return Decoded(to_rgb(image), full[0], scale, image.format)
 
 
-def decode_rgb(path: str | os.PathLike, needed: Needed | None = None) -> Decoded | None:
+def decode_rgb(path: str | os.PathLike, needed: Needed | None = None, tensor: bool = False) -> Decoded | None:
     """Decode ``path`` to RGB, a JPEG at reduced scale when ``needed`` allows; ``None`` when it cannot.
 
     ``needed`` receives the file's full ``(width, height)`` (read from the header, before any
     pixel is decoded) and returns the smallest ``(width, height)`` the caller needs, or ``None``
     for full resolution. libjpeg then decodes at the largest of 1/8, 1/4, 1/2 whose result is at
     least that size. It is called exactly once per decoded file. Other formats decode in full.
+    With ``tensor``, a colour JPEG decoded at full scale comes as ``Decoded.tensor``.
     A truncated file is decoded as far as its data goes (the rest is grey), which is what most
     public pipelines do; a missing, empty or unidentifiable file gives ``None``.
     """
@@ -96,7 +109,7 @@ def decode_rgb(path: str | os.PathLike, needed: Needed | None = None) -> Decoded
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return _open_decoded(path, needed, full)
+                return _open_decoded(path, needed, full, tensor)
             except OSError:
                 if not full:  # not even the header could be read
                     raise

@@ -13,9 +13,10 @@ single-threaded (one worker core), for each crop size it times one pass over eve
 - ``fast``: ``fast_decode=True`` (reduced-scale decode where the crop allows, uint8 out);
 - ``fast_shrunk256`` / ``fast_shrunk512``: ``fast`` reading the pre-shrunk copies.
 
-Every training sample is a real ``ImageListDataset`` item of the seeded training order. Rounds
-interleave the methods in a shuffled order, so machine load (shared cores) hits all alike; a
-ratio is taken within each round and the median over rounds is reported. One CSV row per round,
+Every training sample is a real ``ImageListDataset`` item of the seeded training order. Each
+round goes image by image and runs every method on that image in a fresh random order, so
+machine load (shared cores) hits all alike; a ratio is taken within each round and the median
+over rounds is reported. One CSV row per round,
 size and method goes to ``--csv``. Targets: ``fast`` ≥ 0.8 × ``pil_full`` at 448 px; the shrunk
 copy ≥ 2 × the original (``fast``) at 224 px. It also reports how far ``fast`` is from
 ``reference`` (PSNR, mean |Δ| per crop) beside the difference bilinear vs bicubic resampling makes.
@@ -82,29 +83,26 @@ def dataset(root: Path, size: int, fast: bool, before: bool = False) -> ImageLis
 
 
 def floors(paths: list[Path], size: int) -> dict:
-    def pil_full():
-        for p in paths:
-            with Image.open(p) as im:
-                im.load()
+    """Decode one file (by index) without any transform."""
+    def pil_full(i):
+        with Image.open(paths[i]) as im:
+            im.load()
 
-    def pil_draft():
-        for p in paths:
-            with Image.open(p) as im:
-                im.draft("RGB", (size, size))
-                im.load()
+    def pil_draft(i):
+        with Image.open(paths[i]) as im:
+            im.draft("RGB", (size, size))
+            im.load()
 
-    def tv_decode():
-        for p in paths:
-            decode_jpeg(read_file(str(p)))
+    def tv_decode(i):
+        decode_jpeg(read_file(str(paths[i])))
 
     return {"pil_full": pil_full, "pil_draft": pil_draft, "tv_decode": tv_decode}
 
 
-def sample_pass(ds: ImageListDataset, epoch: int):
-    def run():
-        for i in range(len(ds)):
-            item = ds[(i, epoch)]
-            assert "skipped" not in item
+def sample(ds: ImageListDataset, epoch: int):
+    """One training item (by index) of the seeded order's ``epoch``."""
+    def run(i):
+        assert "skipped" not in ds[(i, epoch)]
     return run
 
 
@@ -150,27 +148,32 @@ def main() -> None:
         methods = {}
         for size in args.sizes:
             methods.update({(size, k): f for k, f in floors(paths, size).items()})
-            methods[(size, "before")] = sample_pass(dataset(tmp / "original", size, False, before=True), 1)
-            methods[(size, "reference")] = sample_pass(dataset(tmp / "original", size, False), 1)
-            methods[(size, "fast")] = sample_pass(dataset(tmp / "original", size, True), 1)
+            methods[(size, "before")] = sample(dataset(tmp / "original", size, False, before=True), 1)
+            methods[(size, "reference")] = sample(dataset(tmp / "original", size, False), 1)
+            methods[(size, "fast")] = sample(dataset(tmp / "original", size, True), 1)
             for side in (256, 512):
-                methods[(size, f"fast_shrunk{side}")] = sample_pass(dataset(tmp / f"shrunk{side}", size, True), 1)
+                methods[(size, f"fast_shrunk{side}")] = sample(dataset(tmp / f"shrunk{side}", size, True), 1)
+        n = len(paths)
         for run in methods.values():  # warm the file cache and the allocators
-            run()
+            for i in range(n):
+                run(i)
         rows, rng = [], random.Random(0)
         for r in range(args.rounds):
-            order = list(methods)
-            rng.shuffle(order)
-            rates = {}
-            for key in order:
-                start = time.perf_counter()
-                methods[key]()
-                rates[key] = len(paths) / (time.perf_counter() - start)
+            # Image by image, every method in a fresh random order: load swings hit all methods alike.
+            spent = dict.fromkeys(methods, 0.0)
+            for i in range(n):
+                order = list(methods)
+                rng.shuffle(order)
+                for key in order:
+                    start = time.perf_counter()
+                    methods[key](i)
+                    spent[key] += time.perf_counter() - start
+            rates = {key: n / t for key, t in spent.items()}
             for (size, name), rate in rates.items():
                 rows.append({"round": r, "size": size, "method": name, "images_per_s": round(rate, 2),
                              "ratio_to_pil_full": round(rate / rates[(size, "pil_full")], 4),
                              "ratio_to_fast": round(rate / rates[(size, "fast")], 4),
-                             "images": len(paths)})
+                             "images": n})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         out = Path(args.csv)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +181,7 @@ def main() -> None:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        print(f"{len(paths)} photos 500×375…1600×1200 (JPEG q90), 1 thread, {args.rounds} interleaved rounds; "
+        print(f"{n} photos 500×375…1600×1200 (JPEG q90), 1 thread, {args.rounds} interleaved rounds; "
               f"median over rounds")
         print("| size | method | images/s | × pil_full | × fast |")
         print("| --- | --- | --- | --- | --- |")

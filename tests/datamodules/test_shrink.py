@@ -20,7 +20,7 @@ def release(tmp_path):
     """FI's layout: large and small photos, a PNG named .jpg, the usual bad files and a list file."""
     root = tmp_path / "FI"
     rng = np.random.default_rng(0)
-    for i, name in enumerate(MIKELS):
+    for name in MIKELS:
         folder = root / "emotion_dataset" / name
         folder.mkdir(parents=True)
         photo(400, 300, rng).save(folder / f"{name}_big.jpg", quality=90)

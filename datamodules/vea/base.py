@@ -32,6 +32,7 @@ from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, Layo
 
 log = logging.getLogger(__name__)
 
+
 def train_transform(size: int) -> v2.Compose:
     """RandomResizedCrop + horizontal flip (docs/mdan.md) of a decoded image, uint8 out (the reference path)."""
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])

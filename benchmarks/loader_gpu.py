@@ -115,7 +115,7 @@ def fit(args, datamodule=None, loader=None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default=None, help="cuda (default when there is one) or cpu")
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=64)
@@ -126,6 +126,11 @@ def main() -> None:
     parser.add_argument("--unique", type=int, default=240)
     parser.add_argument("--csv", default="benchmarks/results/loader_gpu.csv")
     args = parser.parse_args()
+    if args.device is None:
+        if not torch.cuda.is_available():
+            print("no CUDA device: nothing measured (--device cpu runs it on the CPU)")
+            return
+        args.device = "cuda"
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
         write_release(Path(tmp), args.images, args.unique)

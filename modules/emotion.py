@@ -6,10 +6,15 @@ of MDAN (``modules/mdan/``). A subclass implements ``compute(images) -> dict`` r
 base turns that into metrics ``{stage}/acc_l{l}`` (level 1 is the coarsest; ``{stage}/acc`` is the
 finest level), the hierarchy-violation rate, per-class accuracy and a finest-level confusion
 matrix, and into prediction rows for ``predictions.csv``.
+
+Image batches may arrive as uint8 (the VEA DataModules' workers ship them so): the batch-transfer
+hook standardises them once, on the device, with the DataModule's ``input_normalization``
+(``datamodules/crops.py``, ``normalize_images``); float batches pass through untouched.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -17,9 +22,13 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from affectlab.datamodules.hierarchy import Taxonomy
 
 TaxonomySpec = dict[str, Any] | str | None
+
+# The batch-transfer hook below is meant to run with a DataModule attached; Lightning would say so at every fit.
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule` but have passed")
 
 
 class LevelMetrics(nn.Module):
@@ -110,10 +119,28 @@ class EmotionTask(L.LightningModule):
         """The convolutional trunk, image → last feature map, whose filters feature map inversion shows."""
         raise NotImplementedError(f"{type(self).__name__} does not expose a convolutional trunk")
 
+    # -- input ----------------------------------------------------------------------------------------
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Mean and std uint8 images are standardised with: the attached DataModule's, else ImageNet's."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return getattr(datamodule, "input_normalization", None) or (IMAGENET_MEAN, IMAGENET_STD)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images → standardised float32 (channels-last on CUDA); float images unchanged."""
+        mean, std = self.input_normalization()
+        return normalize_images(images, mean, std)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Standardise a uint8 image batch where it now is (the GPU in training), exactly once."""
+        if isinstance(batch, dict) and isinstance(batch.get("image"), torch.Tensor):
+            batch["image"] = self.prepare_images(batch["image"])
+        return batch
+
     # -- steps ----------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Probabilities per level, coarse → fine (each ``B×n_l``)."""
-        return self.compute(images)["probs"]
+        """Probabilities per level, coarse → fine (each ``B×n_l``); uint8 images are standardised first."""
+        return self.compute(self.prepare_images(images))["probs"]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if batch["image"].numel() == 0:

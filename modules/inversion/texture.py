@@ -66,7 +66,7 @@ def orientation_histogram(images: torch.Tensor | np.ndarray, bins: int = 8) -> n
     angle = np.mod(np.arctan2(gy, gx), np.pi)
     magnitude = np.hypot(gx, gy)
     index = np.minimum((angle / np.pi * bins).astype(int), bins - 1)
-    out = np.stack([np.bincount(i.ravel(), weights=m.ravel(), minlength=bins) for i, m in zip(index, magnitude)])
+    out = np.stack([np.bincount(i.ravel(), weights=m.ravel(), minlength=bins) for i, m in zip(index, magnitude, strict=True)])
     return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
 
 
@@ -75,7 +75,7 @@ def spectrum_bands(images: torch.Tensor | np.ndarray, bands: Sequence[float] = B
     grey = _unit(images).mean(axis=-1)
     power = _power(grey)
     radius = _radial_frequency(*grey.shape[-2:])
-    out = np.stack([power[:, (radius > lo) & (radius <= hi)].sum(axis=1) for lo, hi in zip(bands[:-1], bands[1:])], 1)
+    out = np.stack([power[:, (radius > lo) & (radius <= hi)].sum(axis=1) for lo, hi in zip(bands[:-1], bands[1:], strict=True)], 1)
     return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
 
 
@@ -108,7 +108,7 @@ def specificity(features: np.ndarray, filters: Sequence[int], photos: Sequence[s
     if not (len(filters) == len(photos) == n) or n < 3:
         raise ValueError(f"need one filter and one photo per row and at least 3 rows, got {n} rows, "
                          f"{len(filters)} filters, {len(photos)} photos")
-    if len(set(zip(filters.tolist(), photos.tolist()))) != n:
+    if len(set(zip(filters.tolist(), photos.tolist(), strict=True))) != n:
         raise ValueError("each (filter, photo) pair may appear once")
     same_filter = filters[:, None] == filters[None, :]
     same_photo = photos[:, None] == photos[None, :]

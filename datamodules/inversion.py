@@ -7,7 +7,7 @@ inversion can compare a trained trunk with the same architecture at random weigh
 
 An inversion has no dataset: it optimises images towards codes of one content image (and, for
 style transfer, one style image). This DataModule reads them — a path, or the name of one of
-scikit-image's sample photos (``astronaut``, ``coffee``, ``chelsea``) — resizes them to
+scikit-image's samples (``astronaut``, ``coffee``, ``chelsea``, ``rocket``, … ``SAMPLE_PHOTOS``) — resizes them to
 ``image_size`` (shorter side, then a centre crop) and serves the same 0–1 RGB pair once per
 iteration, so the trainer's epoch is the optimisation: ``iterations`` steps, at most, and early
 stopping ends it sooner.
@@ -31,9 +31,11 @@ from affectlab.datamodules.hierarchy import Taxonomy, flat
 from affectlab.datamodules.images import load_rgb
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
-
-#: scikit-image sample photos usable by name instead of a path.
-SAMPLE_PHOTOS = {"astronaut": skdata.astronaut, "coffee": skdata.coffee, "chelsea": skdata.chelsea}
+#: scikit-image samples that ship with the package (no download): colour photos, grey textures and scenes.
+PATCH_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "retina", "hubble_deep_field", "immunohistochemistry",
+                 "colorwheel", "brick", "grass", "gravel", "coins", "camera", "moon")
+#: scikit-image samples usable by name instead of a path (grey ones are read as RGB).
+SAMPLE_PHOTOS = PATCH_SOURCES
 
 
 class _Repeat(Dataset):
@@ -71,7 +73,7 @@ class InversionImages(LightningDataModule):
     def load(self, name: str) -> torch.Tensor:
         """One image as ``3×S×S`` in 0–1 RGB: shorter side resized to S, then centre-cropped."""
         if name in SAMPLE_PHOTOS and not (self.root and (self.root / name).exists()):
-            image = Image.fromarray(SAMPLE_PHOTOS[name]())
+            image = TF.to_pil_image(sample_photo(name))
         else:
             path = self.root / name if self.root and not Path(name).is_absolute() else Path(name)
             if not path.exists():
@@ -102,10 +104,6 @@ class InversionImages(LightningDataModule):
             Image.fromarray(photo).resize((48, 40)).save(root / name)       # not square: exercises the crop
         return {"root": str(root), "content": "content.png", "style": "style.png", "image_size": 16, "iterations": 3}
 
-
-#: scikit-image samples that ship with the package (no download): colour photos, grey textures and scenes.
-PATCH_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "retina", "hubble_deep_field", "immunohistochemistry",
-                 "colorwheel", "brick", "grass", "gravel", "coins", "camera", "moon")
 
 
 def sample_photo(name: str) -> torch.Tensor:
@@ -204,3 +202,8 @@ class PhotoPatches(SplitLoaders, LightningDataModule):
             self.datasets[split].epoch = self.trainer.current_epoch
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=train,
                           num_workers=self.num_workers)
+
+    @classmethod
+    def write_sample(cls, root: str | Path) -> dict[str, Any]:
+        """The photos ship with scikit-image: nothing to write; return overrides for a tiny run (16 px, a few crops)."""
+        return {"image_size": 16, "train_size": 8, "val_size": 4, "test_size": 4, "batch_size": 2}

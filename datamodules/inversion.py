@@ -31,6 +31,7 @@ from affectlab.datamodules.hierarchy import Taxonomy, flat
 from affectlab.datamodules.images import load_rgb
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
+
 #: scikit-image samples that ship with the package (no download): colour photos, grey textures and scenes.
 PATCH_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "retina", "hubble_deep_field", "immunohistochemistry",
                  "colorwheel", "brick", "grass", "gravel", "coins", "camera", "moon")

@@ -310,7 +310,7 @@ class ADVAEStage2(L.LightningModule):
         if not Path(path).is_file():
             raise FileNotFoundError(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
                                     "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
-        stage1 = ADVAEStage1.load_from_checkpoint(path, map_location="cpu")
+        stage1 = ADVAEStage1.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         if list(stage1.attributes) != list(attributes) or stage1.image_size != image_size:
             raise ValueError(f"ADVAEStage2: the stage-1 checkpoint {path} was trained with attributes "
                              f"{stage1.attributes} at {stage1.image_size} px, but the data gives {attributes} at "

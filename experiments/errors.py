@@ -115,7 +115,7 @@ def _parser_message(text: str) -> str:
     chosen = re.sub(r"^- ", "", chosen)
     chosen = re.sub(r"^Problem with given class_path '[^']*':\s*", "", chosen)
     chosen = re.sub(r"^Configuration check failed ::\s*", "", chosen)
-    return chosen + " (affectlab CMD --help lists the options)" if unaccepted else chosen
+    return chosen + " (--help lists the options)" if unaccepted else chosen
 
 
 def report(err: BaseException, stream: Any = None) -> int:

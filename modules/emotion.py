@@ -18,6 +18,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.modules.empty_batch import distributed, zero_loss
 
 TaxonomySpec = dict[str, Any] | str | None
 
@@ -136,15 +137,14 @@ class EmotionTask(L.LightningModule):
         ranks, as DDP always does). With SyncBatchNorm the forward pass gathers statistics from
         every rank too, so the network also runs on an empty batch (whose statistics count zero).
         """
-        if self._trainer is None or self.trainer.world_size <= 1:
+        if not distributed(self):
             return None
-        zero = torch.zeros((), device=self.device)
+        outputs = []
         if any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
             data = self.trainer.datamodule
             size, channels = getattr(data, "image_size", 224), getattr(data, "num_channels", 3)
-            out = self.compute(torch.zeros(0, channels, size, size, device=self.device))
-            zero = zero + sum(p.sum() for p in out["probs"]) * 0.0
-        return zero + sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+            outputs = self.compute(torch.zeros(0, channels, size, size, device=self.device))["probs"]
+        return zero_loss(self, *outputs)
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any] | None:
         if batch["image"].numel() == 0:

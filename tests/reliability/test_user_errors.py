@@ -67,7 +67,7 @@ def test_a_misspelled_key_is_one_line_naming_it_without_the_usage(fi_sample, cap
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip().splitlines() == [
-        "affectlab: error: Option 'backbon' is not accepted (affectlab CMD --help lists the options)"]
+        "affectlab: error: Option 'backbon' is not accepted (--help lists the options)"]
 
 
 def test_a_missing_config_file_is_one_line(tmp_path, capsys):

@@ -11,7 +11,6 @@ the file and what is wrong with it — and never suggests turning the protection
 from __future__ import annotations
 
 import hashlib
-import pickle
 import re
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from jsonargparse import ArgumentError
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
 REMOTE_SCHEMES = ("http", "https")
@@ -54,20 +54,21 @@ def check_source(path: Any) -> None:
 
 
 def _reason(err: BaseException) -> str:
-    """What is wrong with the file, in a few words, from torch's error (whose advice is dropped)."""
+    """What is wrong with the file, in a few words, from the loader's error (whose advice is dropped)."""
     text = str(err)
     blocked = re.search(r"GLOBAL ([\w.]+)", text)
     if blocked:
         return (f"it asks to run or build {blocked.group(1)}, which a checkpoint of tensors and plain values "
                 "never does; it was refused unread")
-    if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
-        return "it is not a checkpoint of tensors and plain values (corrupt, or another kind of file)"
     if isinstance(err, (EOFError, zipfile.BadZipFile)) or "PytorchStreamReader" in text or "magic number" in text:
         return "it is not a PyTorch checkpoint (truncated, or another kind of file)"
     if isinstance(err, FileNotFoundError):
         return "it does not exist"
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__
+    if isinstance(err, OSError):  # the network, permissions
+        first_line = text.strip().splitlines()[0] if text.strip() else ""
+        return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__
+    # Random or corrupt bytes fail anywhere in the unpickler (UnpicklingError, UnicodeDecodeError, ...).
+    return "it is not a checkpoint of tensors and plain values (corrupt, or another kind of file)"
 
 
 def load_url(url: str, map_location: Any = None) -> Any:
@@ -90,7 +91,9 @@ def checkpoint_errors(path: Any) -> Iterator[None]:
         yield
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, OSError) as err:
+    except Exception as err:  # whatever the bytes make the unpickler or the network raise
+        if isinstance(err, ArgumentError):  # the hyperparameters it holds do not fit the config: not a load error
+            raise
         raise CheckpointError(f"checkpoint {path} cannot be loaded: {_reason(err)}") from err
 
 

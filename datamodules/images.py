@@ -135,7 +135,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image | None:
 
 @dataclass
 class SkipReport:
-    """Counts samples skipped because their file could not be decoded, per split.
+    """Counts the files skipped because they could not be decoded, per split, each file once.
 
     The first ``keep`` paths are kept so the log names real files a user can inspect.
     """
@@ -143,11 +143,15 @@ class SkipReport:
     keep: int = 5
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    seen: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def add(self, split: str, paths: Iterable[str]) -> None:
-        paths = list(paths)
+        """Count the files of ``paths`` not seen before in ``split`` (a bad file is met every epoch)."""
+        seen = self.seen.setdefault(split, set())
+        paths = [p for p in dict.fromkeys(paths) if p not in seen]
         if not paths:
             return
+        seen.update(paths)
         self.counts[split] = self.counts.get(split, 0) + len(paths)
         first = self.examples.setdefault(split, [])
         new = [p for p in paths if p not in first][: max(0, self.keep - len(first))]

@@ -24,6 +24,8 @@ from affectlab.callbacks.lr_monitor import LRMonitor
 from affectlab.callbacks.media import EmotionMedia
 from affectlab.callbacks.predictions import PredictionsCSV
 from affectlab.callbacks.rng import ResumableRNG
+from affectlab.experiments.checkpoints import SafeCheckpointIO, check_source, checkpoint_errors
+from affectlab.experiments.errors import run_reporting_errors
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"
 RUNS = Path(os.environ.get("AFFECTLAB_RUNS", "runs"))
@@ -121,6 +123,19 @@ class AffectLabCLI(LightningCLI):
         if config.get("checkpoint") is not None and not config["checkpoint"].get("dirpath"):
             config["checkpoint"]["dirpath"] = str(run_dir / "checkpoints")
 
+    # -- checkpoints load as weights only, from every source (experiments/checkpoints.py) ------------
+    def _parse_ckpt_path(self) -> None:
+        config = self.config.get(self.config.get("subcommand") or "", None)
+        path = config.get("ckpt_path") if config is not None else None
+        check_source(path)
+        with checkpoint_errors(path):  # Lightning reads the hyperparameters here (weights only)
+            super()._parse_ckpt_path()
+
+    def instantiate_trainer(self, **kwargs: Any):
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.strategy.checkpoint_io = SafeCheckpointIO(trainer.strategy.checkpoint_io)
+        return trainer
+
 
 def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:
     """Run the CLI on ``args`` (default: the command line); returns it for inspection.
@@ -154,8 +169,9 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")]}
-                       for sub in ("fit", "validate", "test", "predict")},
+        parser_kwargs={"exit_on_error": False,  # errors reach console() as exceptions: one message, no usage dump
+                       **{sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")],
+                                "exit_on_error": False} for sub in ("fit", "validate", "test", "predict")}},
         args=args,
         run=run,
         auto_configure_optimizers=False,
@@ -163,8 +179,14 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
 
 
 def console() -> None:
-    """Entry point of the ``affectlab`` console script and ``python -m affectlab.experiments``."""
-    main()
+    """Entry point of the ``affectlab`` console script and ``python -m affectlab.experiments``.
+
+    A user error ends the process with one message and a non-zero status; ``AFFECTLAB_DEBUG=1``
+    shows its traceback (``experiments/errors.py``).
+    """
+    code = run_reporting_errors(main)
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

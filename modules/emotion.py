@@ -24,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.modules.empty_batch import distributed, zero_loss
 
 TaxonomySpec = dict[str, Any] | str | None
 
@@ -144,7 +145,7 @@ class EmotionTask(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if batch["image"].numel() == 0:
-            return None
+            return self.empty_step()
         labels = self.taxonomy.labels_at_levels(batch["label"])
         out = self.compute(batch["image"])
         losses = self.loss(out, labels)
@@ -152,6 +153,25 @@ class EmotionTask(L.LightningModule):
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
         return losses["loss"]
+
+    def empty_step(self) -> torch.Tensor | None:
+        """A training batch whose every file was unreadable: it contributes nothing to the gradient.
+
+        On one process the step is skipped (``None``). Under DDP every rank must take part in the
+        gradient all-reduce, or the others wait for ever: this rank returns a zero loss that
+        reaches every trainable parameter, so its gradient is exactly zero, the optimisers step
+        in step on every rank and the update is the other ranks' gradient (averaged over all
+        ranks, as DDP always does). With SyncBatchNorm the forward pass gathers statistics from
+        every rank too, so the network also runs on an empty batch (whose statistics count zero).
+        """
+        if not distributed(self):
+            return None
+        outputs = []
+        if any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
+            data = self.trainer.datamodule
+            size, channels = getattr(data, "image_size", 224), getattr(data, "num_channels", 3)
+            outputs = self.compute(torch.zeros(0, channels, size, size, device=self.device))["probs"]
+        return zero_loss(self, *outputs)
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any] | None:
         if batch["image"].numel() == 0:

@@ -147,6 +147,21 @@ def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+#: Every supported backbone (ResNet, VGG) divides its input by 32: a smaller image leaves its last
+#: stage less than one pixel (VGG fails, ResNet trains on a single pooled value).
+MIN_IMAGE_SIZE = 32
+
+
+def check_sizes(owner: str, batch_size: int, num_workers: int, image_size: int) -> None:
+    """Refuse sizes no run can use, when the DataModule is built (before any data is read)."""
+    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{owner}: --data.{name} must be an integer >= {least}, got {value!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"{owner}: --data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the backbones divide "
+                         f"the image by 32; a smaller one leaves the last stage less than one pixel), got {image_size!r}")
+
+
 class VEADataModule(SplitLoaders, L.LightningDataModule):
     """Base of every visual-emotion benchmark.
 
@@ -189,6 +204,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         fast_decode: bool = True,
     ) -> None:
         super().__init__()
+        check_sizes(type(self).__name__, batch_size=batch_size, num_workers=num_workers, image_size=image_size)
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.batch_size = batch_size

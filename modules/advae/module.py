@@ -35,6 +35,7 @@ from affectlab.modules.advae.networks import (
     ConvEncoder,
     Gaussian,
 )
+from affectlab.modules.empty_batch import distributed, zero_loss
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,13 @@ class ADVAEStage1(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         photos, attributes, drawings = batch["image"], batch["attributes"], batch.get("drawing")
         if len(photos) == 0:
+            if distributed(self):  # every rank steps together (modules/empty_batch.py)
+                optimizers = self.optimizers()[:1] + self.optimizers(use_pl_optimizer=False)[1:]
+                for opt in optimizers:
+                    opt.zero_grad()
+                self.manual_backward(zero_loss(self))
+                for opt in optimizers[1:] + optimizers[:1]:
+                    opt.step()
             return None
         # The adversary's and the classifier's steps go through the raw optimisers so that
         # global_step counts VAE steps only (max_steps, warm-ups, logging intervals). Precision:
@@ -310,7 +318,7 @@ class ADVAEStage2(L.LightningModule):
         if not Path(path).is_file():
             raise FileNotFoundError(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
                                     "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
-        stage1 = ADVAEStage1.load_from_checkpoint(path, map_location="cpu")
+        stage1 = ADVAEStage1.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         if list(stage1.attributes) != list(attributes) or stage1.image_size != image_size:
             raise ValueError(f"ADVAEStage2: the stage-1 checkpoint {path} was trained with attributes "
                              f"{stage1.attributes} at {stage1.image_size} px, but the data gives {attributes} at "
@@ -368,8 +376,8 @@ class ADVAEStage2(L.LightningModule):
         return terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if len(batch["image"]) == 0:
-            return None
+        if len(batch["image"]) == 0:  # skipped; under DDP a zero gradient (modules/empty_batch.py)
+            return zero_loss(self) if distributed(self) else None
         terms = self.losses(batch)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=True, on_epoch=True,
                       batch_size=len(batch["image"]))

@@ -104,7 +104,7 @@ def load_trained_trunk(path: str | Path, weights: bool = True) -> tuple[nn.Seque
     cls = _import(hparams.get("_class_path"), "affectlab.modules", path, "model")
     # The weights come from the checkpoint: never fetch the backbone's ImageNet weights first.
     overrides = {"pretrained": False} if "pretrained" in hparams else {}
-    model = cls.load_from_checkpoint(path, map_location="cpu", **overrides)
+    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
     trunk = model.feature_trunk()
     if not weights:
         trunk = random_twin(trunk)

@@ -262,6 +262,26 @@ def append(path: Path, row: dict, replace: dict | None = None) -> None:
             writer.writerows(rows)
 
 
+def table(path: Path, columns: list[str], by: list[str]) -> str:
+    """Mean ± std over seeds of ``columns`` per setting ``by``, as a markdown table."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in done(path):
+        groups.setdefault(tuple(row.get(k, "") for k in by), []).append(row)
+    lines = ["| " + " | ".join(by + ["seeds"] + columns) + " |", "|" + " --- |" * (len(by) + 1 + len(columns))]
+    for key, rows in groups.items():
+        cells = []
+        for column in columns:
+            values = torch.tensor([float(r[column]) for r in rows if r.get(column)])
+            if len(values) == 0:
+                cells.append("—")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.3f}")
+            else:
+                cells.append(f"{values.mean():.3f} ± {values.std():.3f}")
+        lines.append("| " + " | ".join(list(key) + [str(len(rows))] + cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 30.0])
@@ -273,10 +293,23 @@ def main() -> None:
     parser.add_argument("--stage2-steps", type=int, default=160)
     parser.add_argument("--train", type=int, default=512)
     parser.add_argument("--stage2", action="store_true", help="train and measure stage 2 on the stage-1 runs")
+    parser.add_argument("--table", action="store_true", help="print the markdown tables of the CSVs and stop")
     parser.add_argument("--remeasure", action="store_true", help="measure existing checkpoints again (new columns)")
     parser.add_argument("--grid", action="store_true", help="rare-combination grid of seed 0 (λ=0 against the rest)")
     parser.add_argument("--work", default="/tmp/advae_study", help="data, judge and checkpoints (not results)")
     args = parser.parse_args()
+    if args.table:
+        by = ["content_from", "lambda_adv", "adv_steps", "lambda_decor"]
+        print(table(RESULTS / "advae_stage1.csv", ["probe_gap", "probe_gap_val_cv", "gap_Pale_Skin", "gap_Male",
+                                                  "recon_mse", "judge_control", "judge_corrected",
+                                                  "judge_control_rare", "judge_control_common", "control_corrected",
+                                                  "style_transfer"], by))
+        print()
+        print(table(RESULTS / "advae_stage2.csv", ["judge_control", "judge_corrected", "style_std_background",
+                                                  "style_std_face", "drawing_probe_gap", "drawing_gap_Male",
+                                                  "drawing_gap_Rosy_Cheeks", "drawing_gap_Young",
+                                                  "drawing_gap_Pale_Skin"], by))
+        return
     torch.set_num_threads(1)
     quiet()
     work = Path(args.work)

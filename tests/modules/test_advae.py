@@ -111,8 +111,8 @@ def test_stage1_learns_to_reconstruct_and_obeys_the_requested_hair_colour(traine
     assert mse_after < 0.8 * mse_before
     assert hair_before < 0.25  # corrected for chance: an untrained decoder ignores the request
     print(f"recon MSE {mse_before:.4f} -> {mse_after:.4f}; corrected hair control {hair_before:.2f} -> {hair_after:.2f}")
-    # 0.41 with the default adversary after these 80 steps (λ_adv = 1000 from step 50); ignoring the request scores 0.
-    assert hair_after > 0.3, f"chance-corrected hair control only {hair_after:.2f}"
+    # 0.73 with the defaults after these 80 steps (0.41 with content_from="photo"); ignoring the request scores 0.
+    assert hair_after > 0.55, f"chance-corrected hair control only {hair_after:.2f}"
 
 
 def test_validation_logs_control_accuracy_and_writes_grids(trained_stage1):

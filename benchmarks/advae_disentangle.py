@@ -141,7 +141,7 @@ def measure_stage1(model: ADVAEStage1, dm: CelebA, referee: AttributeClassifier)
         z = torch.cat([content.mu, style.mu], 1)
         recon = model.decode(z, a)
         mse.append(F.mse_loss(recon, x, reduction="none").flatten(1).mean(1))
-        own_hits.append(control_hits(model.classifier, lambda r: model.decode(z, r), a, names))
+        own_hits.append(control_hits(model.classifier, lambda r, z=z: model.decode(z, r), a, names))
         own_floor.append(control_floor_hits(model.classifier, recon, a, names))
         j_floor.append(control_floor_hits(referee, recon, a, names))
         for name, value in settings(names):
@@ -197,7 +197,7 @@ def measure_stage2(model: ADVAEStage2, dm: CelebA, referee: AttributeClassifier,
         x, a, d = b["image"], b["attributes"], b["drawing"]
         style = model.style_of(x)
         synthesis = model.synthesise(d, a, style)
-        hits.append(control_hits(referee, lambda r: model.synthesise(d, r, style), a, names))
+        hits.append(control_hits(referee, lambda r, d=d, style=style: model.synthesise(d, r, style), a, names))
         floor.append(control_floor_hits(referee, synthesis, a, names))
         sampled = torch.stack([model.synthesise(d, a, model.prior_styles(1, generator).expand_as(style))
                                for _ in range(styles)])  # S×B×3×H×W

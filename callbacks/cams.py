@@ -22,7 +22,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torchmetrics.functional.classification import binary_auroc
 
-from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.datamodules.crops import unit_rgb
 
 
 def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:
@@ -57,9 +57,8 @@ def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: f
 
 
 def overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5) -> np.ndarray:
-    """An ImageNet-normalised image ``3×H×W`` with a ``h×w`` heat map blended over it → ``H×W×3`` uint8."""
-    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
-    rgb = (image.detach().float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    """An ImageNet-normalised (or uint8) image ``3×H×W`` with a ``h×w`` heat map blended over it → ``H×W×3`` uint8."""
+    rgb = unit_rgb(image.detach().cpu()).permute(1, 2, 0).numpy()
     heat = F.interpolate(cam.detach().float().cpu()[None, None], size=image.shape[-2:], mode="bilinear",
                          align_corners=False)[0, 0].clamp(0, 1).numpy()
     colour = matplotlib.colormaps["jet"](heat)[..., :3]
@@ -68,10 +67,9 @@ def overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5) -> np.nd
 
 def cam_grid(images: torch.Tensor, cams: list[torch.Tensor], pad: int = 2) -> np.ndarray:
     """One row per image: the image, then its LDCAM overlay at each level (coarse → fine)."""
-    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
     rows = []
     for i, image in enumerate(images):
-        plain = ((image.detach().float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        plain = (unit_rgb(image.detach().cpu()).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         tiles = [plain] + [overlay(image, cam[i]) for cam in cams]
         tiles = [np.pad(t, ((pad, pad), (pad, pad), (0, 0)), constant_values=255) for t in tiles]
         rows.append(np.concatenate(tiles, axis=1))

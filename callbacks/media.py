@@ -19,7 +19,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from affectlab.datamodules.crops import unit_rgb  # noqa: E402
 
 
 def confusion_figure(matrix: torch.Tensor, names: tuple[str, ...], title: str) -> plt.Figure:
@@ -44,10 +44,8 @@ def confusion_figure(matrix: torch.Tensor, names: tuple[str, ...], title: str) -
 
 
 def denormalize(images: torch.Tensor) -> np.ndarray:
-    """``B×3×H×W`` ImageNet-normalised tensors → ``B×H×W×3`` floats in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().float().numpy()
+    """``B×3×H×W`` ImageNet-normalised (or uint8) tensors → ``B×H×W×3`` floats in [0, 1]."""
+    return unit_rgb(images).permute(0, 2, 3, 1).cpu().float().numpy()
 
 
 def prediction_grid(images: torch.Tensor, truth: list[str], predicted: list[str], confidence: list[float],
@@ -99,9 +97,11 @@ class EmotionMedia(L.Callback):
                 return None
             images, labels = [], []
             for batch in loader:
+                # Through the model's batch-transfer hook, as in validation: uint8 images get standardised.
+                batch = trainer.strategy.batch_to_device(batch)
                 if batch["image"].numel():
-                    images.append(batch["image"])
-                    labels.append(batch["label"])
+                    images.append(batch["image"].cpu())
+                    labels.append(batch["label"].cpu())
                 if sum(len(x) for x in images) >= self.num_images:
                     break
             if not images:

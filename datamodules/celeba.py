@@ -246,12 +246,17 @@ class CelebA(SplitLoaders, L.LightningDataModule):
     # -- a tiny release for tests and config checks ------------------------------------------------
     @classmethod
     def write_sample(cls, root: str | Path, counts: tuple[int, int, int] = (96, 32, 16), height: int = 78,
-                     width: int = 64, seed: int = 0, bad_files: bool = False) -> dict[str, Any]:
+                     width: int = 64, seed: int = 0, bad_files: bool = False,
+                     correlated: bool = False) -> dict[str, Any]:
         """Write synthetic faces with controllable attributes in CelebA's exact layout under ``root``.
 
         The faces carry their labels visibly (``datamodules/synthetic_faces.py``): hair colour in
         the hair region, Pale_Skin in the face tone, and so on. ``bad_files`` lists a zero-byte and
-        a truncated file in the training split. Returns the data overrides for a config test.
+        a truncated file in the training split. ``correlated`` draws the training split's attributes
+        together as in real CelebA (``synthetic_faces.CORRELATED_RULES``: no young or female face
+        with gray hair, few men with rosy cheeks) and keeps validation and test independent, so that
+        control can be scored on combinations that training rarely or never shows. Returns the data
+        overrides for a config test.
         """
         from affectlab.datamodules.synthetic_faces import face_image, random_attributes
 
@@ -263,7 +268,7 @@ class CelebA(SplitLoaders, L.LightningDataModule):
         part_lines = []
         for i in range(total):
             name = f"{i + 1:06d}.jpg"
-            values = random_attributes(list(CELEBA_ATTRIBUTES), rng)
+            values = random_attributes(list(CELEBA_ATTRIBUTES), rng, correlated=correlated and i < counts[0])
             face_image(values, rng, height, width).save(root / IMAGES / name, quality=95)
             attr_lines.append(name + " " + " ".join(" 1" if values[a] else "-1" for a in CELEBA_ATTRIBUTES))
             part_lines.append(f"{name} {0 if i < counts[0] else 1 if i < counts[0] + counts[1] else 2}")
@@ -283,8 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("root", nargs="?", default="data/sample_celeba")
     parser.add_argument("--train", type=int, default=512, help="training images")
+    parser.add_argument("--correlated", action="store_true",
+                        help="training attributes drawn together as in real CelebA (validation and test independent)")
     args = parser.parse_args(argv)
-    CelebA.write_sample(args.root, counts=(args.train, 128, 64))
+    CelebA.write_sample(args.root, counts=(args.train, 128, 64), correlated=args.correlated)
     print(f"synthetic CelebA-layout sample written to {args.root}")
 
 

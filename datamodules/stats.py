@@ -1,5 +1,8 @@
 """``affectlab-data stats -c CONFIG``: what a benchmark release holds, before any training.
 
+(``affectlab-data shrink SRC DST --short-side N`` writes a resized copy of a release to train
+from: ``datamodules/shrink.py``.)
+
 Per split and leaf class: the number of images, how many of them cannot be decoded (every file
 goes through ``load_rgb``, with a progress bar), how many the lists name but the disk lacks, and
 where the class sits in the taxonomy. The same rows are logged to W&B when a fit starts
@@ -120,7 +123,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats.add_argument("-c", "--config", action="append", required=True, help="experiment YAML (repeatable)")
     stats.add_argument("--no-decode", action="store_true", help="skip decoding every file")
     stats.add_argument("--workers", type=int, default=4, help="decoding threads")
+    shrink = sub.add_parser("shrink", help="write a copy of a release with every image resized to a short side "
+                                           "(same layout and names; resumable)")
+    shrink.add_argument("src", help="the release folder (what --data.root points at)")
+    shrink.add_argument("dst", help="the folder of the copy (point --data.root at it)")
+    shrink.add_argument("--short-side", type=int, default=512, help="short side of the resized images (default 512)")
+    shrink.add_argument("--quality", type=int, default=90, help="JPEG/WebP quality of resized images (default 90)")
+    shrink.add_argument("--workers", type=int, default=4, help="threads (default 4)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "shrink":
+        if rest:
+            parser.error(f"unrecognised arguments {' '.join(rest)}")
+        from affectlab.datamodules.shrink import shrink_release
+
+        try:
+            counts = shrink_release(args.src, args.dst, args.short_side, args.quality, args.workers,
+                                    progress=sys.stderr.isatty())
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
+        print(f"{args.dst}: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
+                                          ("resized", "copied", "unreadable", "done")) + " (done: already there)")
+        return 0
     overrides = []
     it = iter(rest)
     for token in it:

@@ -4,13 +4,15 @@
 orientation (positive classes warm, negative cool), blurred by per-image noise, jitter and a
 random blob, so a small CNN learns it in a few CPU epochs but chance is far from enough.
 Optional bad files (CMYK, grayscale, palette, PNG named .jpg, truncated, zero-byte) exercise
-the robust decoding of ``datamodules/images.py``.
+the robust decoding of ``datamodules/images.py``. ``photo`` makes photo-sized images with real
+photographic texture for the decoding benchmarks and tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import colorsys
+import functools
 import io
 from pathlib import Path
 
@@ -42,6 +44,31 @@ def class_image(label: int, rng: np.random.Generator, size: int = 64, n_classes:
     image[blob] = rng.uniform(0, 1, 3)
     image = np.clip(image + rng.normal(0, 0.06, image.shape), 0, 1)
     return Image.fromarray((image * 255).astype(np.uint8))
+
+
+@functools.cache
+def _sample_photos() -> tuple[np.ndarray, ...]:
+    from skimage import data
+
+    return data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()
+
+
+def photo(width: int, height: int, rng: np.random.Generator) -> Image.Image:
+    """A ``width×height`` mosaic of scikit-image's sample photos at their native pixel scale.
+
+    Stretching one small photo to camera size would leave it blurry (cheap to decode, kind to any
+    resampling); tiles of real photos keep natural texture and sharp edges at every size.
+    """
+    sources = _sample_photos()
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    tile_h, tile_w = min(height, 300), min(width, 400)
+    for y in range(0, height, tile_h):
+        for x in range(0, width, tile_w):
+            src = sources[int(rng.integers(len(sources)))]
+            h, w = min(tile_h, height - y), min(tile_w, width - x)
+            oy, ox = int(rng.integers(0, src.shape[0] - h + 1)), int(rng.integers(0, src.shape[1] - w + 1))
+            canvas[y:y + h, x:x + w] = src[oy:oy + h, ox:ox + w]
+    return Image.fromarray(canvas)
 
 
 def write_bad_files(folder: Path, rng: np.random.Generator) -> list[str]:

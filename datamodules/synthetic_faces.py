@@ -9,6 +9,11 @@ faces that carry the attributes they are labelled with, in places a test can mea
   (a beard) and Young larger eyes;
 - the background colour and a light gradient (illumination) are the "style", the face position,
   size and features the "content", so style transfer has something to transfer.
+
+``random_attributes(..., correlated=True)`` draws the attributes together as real CelebA does
+(``CORRELATED_RULES``): Gray_Hair only on old men, Rosy_Cheeks mostly on women, Pale_Skin mostly
+with blond hair. A face such as a young woman with gray hair is then never seen in training, which
+is where a latent that still carries the attributes shows (docs/advae.md, disentanglement).
 """
 
 from __future__ import annotations
@@ -75,12 +80,43 @@ def face_image(attributes: dict[str, bool], rng: np.random.Generator, height: in
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
-def random_attributes(names: list[str], rng: np.random.Generator) -> dict[str, bool]:
-    """Independent attributes, except that exactly one hair colour is on (as drawn)."""
+#: How ``random_attributes(correlated=True)`` ties the attributes together (probabilities).
+CORRELATED_RULES = {
+    "Male": 0.5,
+    "Gray_Hair | Male": 0.5,  # the rest of the men and every woman: black, blond or brown at random
+    "Gray_Hair | not Male": 0.0,  # never seen in training
+    "Young | Gray_Hair": 0.0,  # never seen in training
+    "Young | not Gray_Hair": 0.7,
+    "Rosy_Cheeks | Male": 0.05,  # rare
+    "Rosy_Cheeks | not Male": 0.6,
+    "Pale_Skin | Blond_Hair": 0.8,
+    "Pale_Skin | not Blond_Hair": 0.2,
+}
+
+
+def random_attributes(names: list[str], rng: np.random.Generator, correlated: bool = False) -> dict[str, bool]:
+    """Attributes of one face: exactly one hair colour is on (as drawn).
+
+    ``correlated=False``: the others are independent fair coins. ``correlated=True``: Male, the
+    hair colour, Young, Rosy_Cheeks and Pale_Skin follow ``CORRELATED_RULES``; the rest stay fair coins.
+    """
     values = {name: bool(rng.random() < 0.5) for name in names}
     hair = [k for k in HAIR_COLOURS if k in names]
-    if hair:
+    if correlated:
+        rule = CORRELATED_RULES
+        male = bool(rng.random() < rule["Male"])
+        gray = "Gray_Hair" in hair and rng.random() < rule["Gray_Hair | Male" if male else "Gray_Hair | not Male"]
+        others = [k for k in hair if k != "Gray_Hair"]
+        chosen = "Gray_Hair" if gray or not others else others[int(rng.integers(len(others)))]
+        drawn = {"Male": male,
+                 "Young": bool(rng.random() < rule["Young | Gray_Hair" if gray else "Young | not Gray_Hair"]),
+                 "Rosy_Cheeks": bool(rng.random() < rule["Rosy_Cheeks | Male" if male else "Rosy_Cheeks | not Male"]),
+                 "Pale_Skin": bool(rng.random() < rule["Pale_Skin | Blond_Hair" if chosen == "Blond_Hair"
+                                                       else "Pale_Skin | not Blond_Hair"])}
+        values.update({k: v for k, v in drawn.items() if k in names})
+    elif hair:
         chosen = hair[int(rng.integers(len(hair)))]
+    if hair:
         for k in hair:
             values[k] = k == chosen
     return values

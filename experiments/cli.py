@@ -41,6 +41,7 @@ from affectlab.callbacks.lr_monitor import LRMonitor
 from affectlab.callbacks.media import EmotionMedia
 from affectlab.callbacks.predictions import PredictionsCSV
 from affectlab.callbacks.rng import ResumableRNG
+from affectlab.experiments.checkpoints import SafeCheckpointIO, check_source, checkpoint_errors
 from affectlab.experiments.launcher import DESCRIPTION
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"
@@ -267,16 +268,18 @@ class LastEpochCheckpoint(Callback):
 
 
 def check_checkpoint_class(config: Any, subcommand: str | None) -> None:
-    """Refuse a checkpoint whose module class is not the config's (one line naming both)."""
+    """Refuse a checkpoint whose module class is not the config's (one line naming both).
+
+    Runs while parsing, before Lightning reads the checkpoint's hyperparameters into the config
+    (which would silently replace the config's model with the checkpoint's).
+    """
     ckpt_path = config.get("ckpt_path")
+    check_source(ckpt_path)
     if not ckpt_path or "://" in str(ckpt_path) or not Path(str(ckpt_path)).is_file():
         return
     wanted = (config.get("model") or {}).get("class_path")
-    try:
+    with checkpoint_errors(ckpt_path):
         hparams = torch.load(str(ckpt_path), weights_only=True, map_location="cpu").get("hyper_parameters") or {}
-    except Exception as error:  # not a checkpoint at all: one line, not a traceback
-        raise UsageError(f"cannot read the checkpoint {ckpt_path}: {type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else ''}") from None
     found = hparams.get("_class_path")
     if wanted and found and found != wanted:
         raise UsageError(f"the checkpoint {ckpt_path} holds a {found}, but the config's model is {wanted}; "
@@ -445,6 +448,7 @@ class AffectLabCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
+        trainer.strategy.checkpoint_io = SafeCheckpointIO(trainer.strategy.checkpoint_io)
         primary = trainer.checkpoint_callback
         if primary is not None and primary.save_last:
             primary.save_last = False  # LastEpochCheckpoint writes last.ckpt (the config keeps save_last)
@@ -463,17 +467,33 @@ class AffectLabCLI(LightningCLI):
     def after_test(self) -> None:
         self._write_metrics()
 
+    # -- checkpoints load as weights only, from every source (experiments/checkpoints.py) ------------
+    def _parse_ckpt_path(self) -> None:
+        config = self.config.get(self.config.get("subcommand") or "", None)
+        path = config.get("ckpt_path") if config is not None else None
+        check_source(path)
+        with checkpoint_errors(path):  # Lightning reads the hyperparameters here (weights only)
+            super()._parse_ckpt_path()
+
 
 def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:
     """Run the CLI on ``args`` (default: the command line); returns it for inspection.
 
-    ``affectlab sweep FILE ...`` goes to the local sweep agent (``experiments/sweep.py``).
+    ``affectlab sweep FILE ...`` goes to the local sweep agent (``experiments/sweep.py``),
+    ``affectlab dashboard ...`` to the W&B workspaces (``experiments/dashboard.py``).
     """
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] == "sweep":
         from affectlab.experiments.sweep import main as sweep_main
 
         code = sweep_main(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return None
+    if argv and argv[0] == "dashboard":
+        from affectlab.experiments.dashboard import main as dashboard_main
+
+        code = dashboard_main(argv[1:])
         if code:
             raise SystemExit(code)
         return None
@@ -491,9 +511,10 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=RunConfig,
-        parser_kwargs={"description": DESCRIPTION, "prog": "affectlab",
-                       **{sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")]}
-                          for sub in ("fit", "validate", "test", "predict")}},
+        # exit_on_error False: errors reach the console as exceptions, one message, no usage dump.
+        parser_kwargs={"description": DESCRIPTION, "prog": "affectlab", "exit_on_error": False,
+                       **{sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")],
+                                "exit_on_error": False} for sub in ("fit", "validate", "test", "predict")}},
         args=argv,
         run=run,
         auto_configure_optimizers=False,
@@ -502,7 +523,11 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
 
 
 def console() -> None:
-    """The ``affectlab`` command (``experiments/launcher.py`` answers help, version and sweep first)."""
+    """The ``affectlab`` command (``experiments/launcher.py`` answers help, version and sweep first).
+
+    A user error ends the process with one message and a non-zero status; ``AFFECTLAB_DEBUG=1``
+    shows its traceback (``experiments/errors.py``).
+    """
     from affectlab.experiments.launcher import console as launch
 
     launch()

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "test": "evaluate a checkpoint on the test split (config, metrics beside the run's folder)",
     "predict": "write predictions.csv for a checkpoint (beside the run's folder)",
     "sweep": "run a W&B sweep file on this machine, no W&B server needed",
+    "dashboard": "the W&B workspaces of affectlab's experiments (experiments/dashboard.py)",
 }
 
 EPILOG = """examples:
@@ -64,6 +65,10 @@ def main(args: list[str] | None = None) -> int | None:
         from affectlab.experiments.sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[0] == "dashboard":
+        from affectlab.experiments.dashboard import main as dashboard_main
+
+        return dashboard_main(argv[1:])
     from affectlab.experiments.cli import main as cli_main
 
     cli_main(args)  # None: the command line itself, which DDP's relaunched ranks see too
@@ -71,8 +76,14 @@ def main(args: list[str] | None = None) -> int | None:
 
 
 def console() -> None:
-    """Entry point of the ``affectlab`` console script and ``python -m affectlab.experiments``."""
-    code = main()
+    """Entry point of the ``affectlab`` console script and ``python -m affectlab.experiments``.
+
+    A user error ends the process with one message and a non-zero status; ``AFFECTLAB_DEBUG=1``
+    shows its traceback (``experiments/errors.py``).
+    """
+    from affectlab.experiments.errors import run_reporting_errors
+
+    code = run_reporting_errors(main)
     if code:
         raise SystemExit(code)
 

@@ -22,6 +22,7 @@ The sweep files under ``experiments/sweeps/`` are W&B's format and work unchange
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import json
 import os
@@ -132,6 +133,28 @@ def trial_command(config: dict[str, Any], params: dict[str, Any]) -> list[str]:
         else:
             rendered.append(token)
     return rendered
+
+
+def write_params_config(path: Path, params: dict[str, Any]) -> Path:
+    """The trial's parameters as a W&B config file, nested at the dots (``model.init_args.lr``).
+
+    Handed to the trial as ``WANDB_SWEEP_PARAM_PATH``, the variable ``wandb agent`` sets too: W&B
+    merges the file into the run's config, so a synced trial carries the keys the sweep varied
+    (what the sweep's workspace, ``affectlab dashboard --method sweep FILE``, plots).
+    """
+    nested: dict[str, Any] = {}
+    for key, value in copy.deepcopy(params).items():  # a class-valued parameter gets nested keys added below
+        head, *rest = key.split(".")
+        node = nested.setdefault(head, {"value": {}} if rest else {"value": value})
+        if rest:
+            if not isinstance(node["value"], dict):
+                node["value"] = {}
+            leaf = node["value"]
+            for part in rest[:-1]:
+                leaf = leaf.setdefault(part, {})
+            leaf[rest[-1]] = value
+    path.write_text(yaml.safe_dump({"wandb_version": 1, **nested}, sort_keys=True))
+    return path
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:
@@ -305,8 +328,9 @@ class LocalAgent:
                     f"--trainer.callbacks.init_args.filename={METRICS_FILE}",
                     f"--trainer.callbacks.init_args.stop_file={STOP_FILE}",
                     f"--trainer.default_root_dir={run_dir.resolve()}", *self.extra_args]
+        params_file = write_params_config(run_dir / "sweep_params.yaml", trial["params"])
         env = dict(os.environ, WANDB_RUN_GROUP=self.name,
-                   WANDB_JOB_TYPE="sweep")
+                   WANDB_JOB_TYPE="sweep", WANDB_SWEEP_PARAM_PATH=str(params_file.resolve()))
         env.setdefault("WANDB_MODE", "offline")
         trial.update(state="running", command=command, run_dir=str(run_dir), started=_now(), ended=None,
                      exitcode=None, history=[], summary={}, metric=None, error=None,

@@ -6,11 +6,16 @@ of MDAN (``modules/mdan/``). A subclass implements ``compute(images) -> dict`` r
 base turns that into metrics ``{stage}/acc_l{l}`` (level 1 is the coarsest; ``{stage}/acc`` is the
 finest level), the hierarchy-violation rate, per-class accuracy and a finest-level confusion
 matrix, and into prediction rows for ``predictions.csv``.
+
+Image batches may arrive as uint8 (the VEA DataModules' workers ship them so): the batch-transfer
+hook standardises them once, on the device, with the DataModule's ``input_normalization``
+(``datamodules/crops.py``, ``normalize_images``); float batches pass through untouched.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from functools import partial
 from typing import Any
 
@@ -20,9 +25,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.modules.empty_batch import distributed, zero_loss
 
 TaxonomySpec = dict[str, Any] | str | None
+
+# The batch-transfer hook below is meant to run with a DataModule attached; Lightning would say so at every fit.
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule` but have passed")
 
 
 class LevelMetrics(nn.Module):
@@ -135,14 +145,32 @@ class EmotionTask(L.LightningModule):
         """The convolutional trunk, image → last feature map, whose filters feature map inversion shows."""
         raise NotImplementedError(f"{type(self).__name__} does not expose a convolutional trunk")
 
+    # -- input ----------------------------------------------------------------------------------------
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Mean and std uint8 images are standardised with: the attached DataModule's, else ImageNet's."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return getattr(datamodule, "input_normalization", None) or (IMAGENET_MEAN, IMAGENET_STD)
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images → standardised float32 (channels-last on CUDA); float images unchanged."""
+        mean, std = self.input_normalization()
+        return normalize_images(images, mean, std)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Standardise a uint8 image batch where it now is (the GPU in training), exactly once."""
+        if isinstance(batch, dict) and isinstance(batch.get("image"), torch.Tensor):
+            batch["image"] = self.prepare_images(batch["image"])
+        return batch
+
     # -- steps ----------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Probabilities per level, coarse → fine (each ``B×n_l``)."""
-        return self.compute(images)["probs"]
+        """Probabilities per level, coarse → fine (each ``B×n_l``); uint8 images are standardised first."""
+        return self.compute(self.prepare_images(images))["probs"]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         if batch["image"].numel() == 0:
-            return None
+            return self.empty_step()
         labels = self.taxonomy.labels_at_levels(batch["label"])
         out = self.compute(batch["image"])
         losses = self.loss(out, labels)
@@ -150,6 +178,25 @@ class EmotionTask(L.LightningModule):
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=batch_size)
         return losses["loss"]
+
+    def empty_step(self) -> torch.Tensor | None:
+        """A training batch whose every file was unreadable: it contributes nothing to the gradient.
+
+        On one process the step is skipped (``None``). Under DDP every rank must take part in the
+        gradient all-reduce, or the others wait for ever: this rank returns a zero loss that
+        reaches every trainable parameter, so its gradient is exactly zero, the optimisers step
+        in step on every rank and the update is the other ranks' gradient (averaged over all
+        ranks, as DDP always does). With SyncBatchNorm the forward pass gathers statistics from
+        every rank too, so the network also runs on an empty batch (whose statistics count zero).
+        """
+        if not distributed(self):
+            return None
+        outputs = []
+        if any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
+            data = self.trainer.datamodule
+            size, channels = getattr(data, "image_size", 224), getattr(data, "num_channels", 3)
+            outputs = self.compute(torch.zeros(0, channels, size, size, device=self.device))["probs"]
+        return zero_loss(self, *outputs)
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any] | None:
         if batch["image"].numel() == 0:

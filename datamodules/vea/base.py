@@ -3,7 +3,9 @@
 A benchmark subclass only declares data — its taxonomy and the layouts its release may take
 (``datamodules/vea/layouts.py``). This base finds the layout under ``root``, builds the splits,
 decodes images robustly (``datamodules/images.py``), applies the customary transforms and serves
-batches ``{"image": B×3×S×S, "label": B (leaf index), "index": B, "path": [B]}``.
+batches ``{"image": B×3×S×S uint8, "label": B (leaf index), "index": B, "path": [B]}``. The images
+are standardised (``input_normalization``) on the device, by the model's batch-transfer hook
+(``modules/emotion.py``), so workers ship a quarter of the bytes and do no float work.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, DecodeCrop, eval_resize
 from affectlab.datamodules.hierarchy import Taxonomy
 from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.splits import SplitLoaders
@@ -29,28 +32,23 @@ from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, Layo
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def train_transform(size: int) -> v2.Compose:
-    """RandomResizedCrop + horizontal flip (docs/mdan.md), ImageNet normalisation."""
-    return v2.Compose([
-        v2.ToImage(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    """RandomResizedCrop + horizontal flip (docs/mdan.md) of a decoded image, uint8 out (the reference path)."""
+    return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
 
 
 def eval_transform(size: int) -> v2.Compose:
-    """Resize to size/0.875 then center crop, the ImageNet evaluation convention."""
-    return v2.Compose([
-        v2.ToImage(), v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    """Resize to size/0.875 then center crop, the ImageNet evaluation convention, uint8 out (the reference path)."""
+    return v2.Compose([v2.ToImage(), v2.Resize(eval_resize(size), antialias=True), v2.CenterCrop(size)])
 
 
 class ImageListDataset(Dataset):
     """Images listed as ``(relative path, label)``; an undecodable file yields ``{"skipped": path}``.
+
+    Images come out ``3×S×S`` uint8. With ``crop`` (``datamodules/crops.py``), a file is decoded
+    at the scale the crop needs and cropped in one step (the fast path); otherwise it is decoded
+    in full and ``transform`` crops it (the reference path, also used for samples with stimuli).
 
     With ``stimuli`` (a function from a sample's relative path to its stimuli-map file), each
     sample also carries ``"stimuli"``: the 1×S×S map in [0, 1], cropped and flipped exactly like
@@ -59,11 +57,12 @@ class ImageListDataset(Dataset):
     """
 
     def __init__(self, root: Path, samples: Sequence[Sample], transform: Any,
-                 stimuli: Callable[[str], Path | None] | None = None) -> None:
+                 stimuli: Callable[[str], Path | None] | None = None, crop: DecodeCrop | None = None) -> None:
         self.root = Path(root)
         self.samples = list(samples)
         self.transform = transform
         self.stimuli = stimuli
+        self.crop = crop
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -71,15 +70,23 @@ class ImageListDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, None)
         rel, label = self.samples[index]
-        image = load_rgb(self.root / rel)
-        if image is None:
-            return {"skipped": rel}
         if epoch is None:
-            return self._transform(image, rel, label, index)
+            return self._item(rel, label, index)
         # Augmentation drawn from (epoch, index) alone: identical after a resume, on any worker.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch * 1_000_003 + index)
-            return self._transform(image, rel, label, index)
+            return self._item(rel, label, index)
+
+    def _item(self, rel: str, label: int, index: int) -> dict[str, Any]:
+        if self.crop is not None and self.stimuli is None:
+            image = self.crop(self.root / rel)
+            if image is None:
+                return {"skipped": rel}
+            return {"image": image, "label": label, "index": index, "path": rel}
+        decoded = load_rgb(self.root / rel)
+        if decoded is None:
+            return {"skipped": rel}
+        return self._transform(decoded, rel, label, index)
 
     def _transform(self, image: Image.Image, rel: str, label: int, index: int) -> dict[str, Any]:
         if self.stimuli is None:
@@ -92,7 +99,7 @@ class ImageListDataset(Dataset):
         elif stimuli.size != image.size:
             stimuli = stimuli.resize(image.size, Image.BILINEAR)
         mask = tv_tensors.Mask(torch.from_numpy(np.asarray(stimuli.convert("L"), dtype=np.uint8).copy())[None])
-        image, mask = self.transform(image, mask)                               # 3×S×S, 1×S×S
+        image, mask = self.transform(image, mask)                               # 3×S×S uint8, 1×S×S
         mask = mask.as_subclass(torch.Tensor).float() / 255.0 if found else torch.full(mask.shape, -1.0)
         return {"image": image, "label": label, "index": index, "path": rel, "stimuli": mask}
 
@@ -134,10 +141,25 @@ def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
     if good:
         batch = default_collate(good)
     else:  # a whole batch of bad files: an empty batch the modules skip
-        batch = {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long),
+        batch = {"image": torch.empty(0, dtype=torch.uint8), "label": torch.empty(0, dtype=torch.long),
                  "index": torch.empty(0, dtype=torch.long), "path": []}
     batch["skipped"] = skipped
     return batch
+
+
+#: Every supported backbone (ResNet, VGG) divides its input by 32: a smaller image leaves its last
+#: stage less than one pixel (VGG fails, ResNet trains on a single pooled value).
+MIN_IMAGE_SIZE = 32
+
+
+def check_sizes(owner: str, batch_size: int, num_workers: int, image_size: int) -> None:
+    """Refuse sizes no run can use, when the DataModule is built (before any data is read)."""
+    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{owner}: --data.{name} must be an integer >= {least}, got {value!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"{owner}: --data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the backbones divide "
+                         f"the image by 32; a smaller one leaves the last stage less than one pixel), got {image_size!r}")
 
 
 class VEADataModule(SplitLoaders, L.LightningDataModule):
@@ -156,6 +178,9 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         class_weighted_loss: expose ``class_weights`` (inverse train frequency, mean 1), which the
             CLI links to the model's weighted cross-entropy; the other remedy for imbalance.
         cache_index: keep the sample index under ``runs/.index_cache`` (see ``index_cache``).
+        fast_decode: decode each JPEG at the reduced scale its crop allows and crop in one step
+            (``datamodules/crops.py``); off: full decode, then torchvision's transforms (the reference
+            path). The two agree within the tolerance of docs/datasets.md, "Decoding".
     """
 
     taxonomy_name: ClassVar[str] = "mikels"
@@ -176,8 +201,10 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         balanced_sampling: bool = False,
         class_weighted_loss: bool = False,
         cache_index: bool = True,
+        fast_decode: bool = True,
     ) -> None:
         super().__init__()
+        check_sizes(type(self).__name__, batch_size=batch_size, num_workers=num_workers, image_size=image_size)
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.batch_size = batch_size
@@ -189,6 +216,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         self.balanced_sampling = balanced_sampling
         self.class_weighted_loss = class_weighted_loss
         self.cache_index = cache_index
+        self.fast_decode = fast_decode
         self.splits: Splits | None = None
         #: per split, the files a list names but the disk lacks (dropped from the splits, counted)
         self.missing: dict[str, list[Sample]] = {}
@@ -306,7 +334,8 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
     def dataset(self, split: str, train: bool = False) -> ImageListDataset:
         assert self.splits is not None, "call setup() first"
         transform = train_transform(self.image_size) if train else eval_transform(self.image_size)
-        return ImageListDataset(self.root, self.splits[split], transform, self.stimuli_source())
+        crop = DecodeCrop(self.image_size, train) if self.fast_decode else None
+        return ImageListDataset(self.root, self.splits[split], transform, self.stimuli_source(), crop)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.dataset(split, train)

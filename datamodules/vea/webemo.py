@@ -26,7 +26,9 @@ class WEBEmo(VEADataModule):
     Args:
         download: fetch the images that are not on disk yet in ``prepare_data``.
         download_workers: concurrent downloads.
-        download_timeout: seconds before a silent server fails a URL.
+        download_timeout: seconds one image may take in all (connection, headers and body).
+        download_max_mb: the largest answer kept, in MiB; anything that does not decode as an image
+            (an HTML page, ...) is not kept either, and its reason is in ``download_report.tsv``.
         retry_dead: also retry the URLs an earlier run found dead (HTTP 4xx).
         **kwargs: see ``VEADataModule``.
     """
@@ -41,11 +43,13 @@ class WEBEmo(VEADataModule):
     )
 
     def __init__(self, root: str = "data/WEBEmo", download: bool = True, download_workers: int = 32,
-                 download_timeout: float = 15.0, retry_dead: bool = False, **kwargs: Any) -> None:
+                 download_timeout: float = 15.0, download_max_mb: float = 32.0, retry_dead: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(root=root, **kwargs)
         self.download = download
         self.download_workers = download_workers
         self.download_timeout = download_timeout
+        self.download_max_mb = download_max_mb
         self.retry_dead = retry_dead
 
     def prepare_data(self) -> None:
@@ -61,7 +65,8 @@ class WEBEmo(VEADataModule):
         items = [(url, images / url_file_name(url))
                  for rows in layout.urls(self.root, self.taxonomy).values() for url, _ in rows]
         return fetch_images(items, self.root / REPORT, workers=self.download_workers, timeout=self.download_timeout,
-                            retry_dead=self.retry_dead, progress=progress)
+                            retry_dead=self.retry_dead, progress=progress,
+                            max_bytes=int(self.download_max_mb * (1 << 20)))
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:

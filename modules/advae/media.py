@@ -66,6 +66,36 @@ def control_hits(classifier: torch.nn.Module, generate: Callable[[torch.Tensor],
     return torch.cat(hits)
 
 
+@torch.no_grad()
+def control_floor_hits(classifier: torch.nn.Module, images: torch.Tensor, attributes: torch.Tensor,
+                       names: list[str]) -> torch.Tensor:
+    """``control_hits`` of a generator that ignores the request: the chance floor of attribute control.
+
+    ``images`` are generated with the faces' own attributes; each request of ``settings`` counts as
+    a hit when the classifier already finds the requested value there. With hair colours asked "on"
+    only this floor is about 0.42 on balanced attributes, not 0.5 (docs/advae.md, control).
+    """
+    logits = classifier(images)
+    return torch.cat([(logits[:, names.index(name)] > 0) == bool(value) for name, value in settings(names)])
+
+
+def corrected_control(accuracy: torch.Tensor | float, floor: torch.Tensor | float) -> torch.Tensor:
+    """Chance-corrected control ``(accuracy − floor) / (1 − floor)``: 0 ignores the request, 1 obeys it."""
+    accuracy, floor = torch.as_tensor(accuracy, dtype=torch.float32), torch.as_tensor(floor, dtype=torch.float32)
+    return (accuracy - floor) / (1 - floor).clamp_min(1e-6)
+
+
+def log_control(module, control, floor) -> None:
+    """Log ``val/attr_control_acc``, its floor and the corrected value from two ``MeanMetric``s (then reset)."""
+    if not control.update_called:
+        return
+    accuracy, chance = control.compute(), floor.compute()
+    module.log_dict({"val/attr_control_acc": accuracy, "val/attr_control_floor": chance,
+                     "val/attr_control_corrected": corrected_control(accuracy, chance)})
+    control.reset()
+    floor.reset()
+
+
 def sweep_columns(names: list[str]) -> list[tuple[str, float]]:
     """The columns of the hair-colour and complexion sweeps shown in the grids."""
     hair = [(n, 1.0) for n in HAIR_GROUP if n in names]

@@ -124,11 +124,15 @@ class AttributeDecoder(nn.Module):
 
 
 class AttributeAdversary(nn.Module):
-    """Latent discriminator: ``B×D`` z → ``B×K`` attribute logits (docs/advae.md, Fader-style)."""
+    """Latent discriminator: ``B×D`` z → ``B×K`` attribute logits (docs/advae.md, Fader-style).
+
+    z is standardised per dimension over the batch first (a batch norm without affine terms), so
+    the encoder cannot hide the attributes from it by shrinking z's scale; a probe standardises too.
+    """
 
     def __init__(self, latent_dim: int, n_attributes: int, hidden: int = 128, dropout: float = 0.2) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+        self.net = nn.Sequential(nn.BatchNorm1d(latent_dim, affine=False), nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, n_attributes))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

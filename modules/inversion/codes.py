@@ -9,6 +9,11 @@ reproduce:
   the code's energy is put through one filter, so the inverted image shows that filter's texture;
 - ``random``:      T_c = (Σ A) · r_c · A_c / Σ_p A_c with shares r ~ N(3, 1000²) normalised to sum 1 —
   each channel keeps its spatial pattern, only its share of the total energy changes;
+- ``sort_and_shift`` (the original's ``purposeful`` code modification, not described in the paper):
+  rank the content's channels and the style's channels by energy Σ_p A_c; channel c of the target
+  takes the spatial pattern of the content channel of the same rank as style channel c, centred,
+  plus style channel c's mean — T_c = A_π(c) − mean(A_π(c)) + mean(S_c). Every channel gets the
+  style's energy (Σ T = Σ S) and keeps a content channel's spatial variation;
 - ``energy`` / ``gram``: the per-channel total activation (purposeful style transfer) and the Gram
   matrix (Gatys et al.), both divided by P so a style image of any size gives comparable targets.
 
@@ -81,6 +86,27 @@ def random(code: torch.Tensor, generator: torch.Generator | None = None, mean: f
     scale = torch.where(live, total * shares / torch.where(live, channel_energy, torch.ones_like(channel_energy)),
                         torch.zeros_like(shares))                 # C: (Σ A) r_c / Σ_p A_c
     return code * scale[:, None, None]
+
+
+def sort_and_shift(code: torch.Tensor, style_code: torch.Tensor) -> torch.Tensor:
+    """The original's ``purposeful`` code: content patterns re-ranked and shifted to the style's channel energies.
+
+    ``code`` ``C×H×W`` and ``style_code`` ``C×H'×W'`` (the style image may have another size: only its
+    channel means are used) → ``C×H×W``. The content channel with the r-th smallest energy goes to
+    the channel where the style has its r-th smallest energy; each channel is then shifted so its
+    mean is the style's (module docstring). Ties are ranked by channel index (stable sort).
+    """
+    if code.dim() != 3 or style_code.dim() != 3 or code.shape[0] != style_code.shape[0]:
+        raise ValueError(f"sort_and_shift takes a content and a style code C×H×W with the same C, "
+                         f"got {tuple(code.shape)} and {tuple(style_code.shape)}")
+    content_mean = code.mean(dim=(-2, -1))                         # C (energy / P: the same ranking)
+    style_mean = style_code.mean(dim=(-2, -1)).to(code)             # C
+    content_rank = torch.argsort(content_mean, stable=True)         # channels by rising energy
+    style_rank = torch.argsort(style_mean, stable=True)
+    source = torch.empty_like(content_rank)
+    source[style_rank] = content_rank                               # channel c takes content channel source[c]
+    moved = code[source]
+    return moved - moved.mean(dim=(-2, -1), keepdim=True) + style_mean[:, None, None]
 
 
 def energy(code: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,11 @@ from affectlab.modules.inversion.denoise import from_unit, postprocess
 from affectlab.modules.inversion.grids import save_grid
 from affectlab.modules.inversion.trunk import FeatureTrunk
 
-#: Layers of the purposeful / Gram style loss (Gatys et al.) and the paper's content layer.
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+#: Layers of the purposeful / Gram style loss: the authors' vis_style.py (Gatys et al. add relu5_1).
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+#: The images StyleTransfer can produce, and their titles in the grid.
+STYLE_METHODS = {"energy": "purposeful (energy)", "gram": "Gram", "content": "content only",
+                 "sort_and_shift": "sort-and-shift code"}
 
 
 @dataclass
@@ -440,29 +443,47 @@ class RandomReallocation(InversionModule):
 
 
 class StyleTransfer(InversionModule):
-    """Purposeful reallocation (per-channel energy of the style) next to Gram-matrix style transfer.
+    """Purposeful reallocation (per-channel energy of the style) next to Gram-matrix style transfer and controls.
 
-    Image 0 matches the style's energy vectors, image 1 its Gram matrices, both with the content code
-    at ``content_layer`` (relu2_2 in the paper). Each style term is its squared error relative to
-    ‖target‖², scaled by ‖content target‖² / len(style_layers), so ``style_weight : content_weight``
-    weighs relative errors in the units of the unnormalised content loss — the same ratio then means
-    the same for energies and Gram matrices, whose raw magnitudes differ by orders of magnitude.
+    One image per entry of ``methods`` (``STYLE_METHODS``), all from the same start noise:
+
+    - ``energy``: the content code at ``content_layer`` (relu2_2 in the paper) plus the style's
+      energy vectors at ``style_layers`` — the authors' purposeful style transfer (``vis_style.py``);
+    - ``gram``: the content code plus the style's Gram matrices (Gatys et al.), same weights;
+    - ``content``: the content code alone — the control both are compared with (``style_losses``);
+    - ``sort_and_shift``: plain inversion of the authors' ``purposeful`` code modification
+      (``vis_invert.py``, ``codes.sort_and_shift``) at ``style_layers``: content patterns moved to the
+      style's channel ranks and energies; no separate content term, as there.
+
+    Each style term is its squared error relative to ‖target‖², scaled by ‖content target‖² /
+    len(style_layers), so ``style_weight : content_weight`` weighs relative errors in the units of
+    the unnormalised content loss — the same ratio then means the same for energies and Gram
+    matrices, whose raw magnitudes differ by orders of magnitude. Relative errors do not depend on
+    whether the energy is a sum over positions (the original) or a mean (here): ‖Σ − Σ'‖²/‖Σ'‖² =
+    ‖mean − mean'‖²/‖mean'‖². Weight decay defaults to the original's 5e-3 for style transfer.
     """
 
     grid_name = "style"
 
     def __init__(self, content_layer: str = "relu2_2", style_layers: Sequence[str] = STYLE_LAYERS,
-                 content_weight: float = 1.0, style_weight: float = 10.0, **kwargs: Any) -> None:
+                 content_weight: float = 1.0, style_weight: float = 10.0,
+                 methods: Sequence[str] = ("energy", "gram", "content", "sort_and_shift"),
+                 weight_decay: float = 5e-3, **kwargs: Any) -> None:
+        unknown = [m for m in methods if m not in STYLE_METHODS]
+        if unknown or not methods or len(set(methods)) != len(methods):
+            raise ValueError(f"methods must be distinct names among {list(STYLE_METHODS)}, got {list(methods)}")
         self.content_layer, self.style_layer_names = content_layer, list(style_layers)
-        self.content_weight, self.style_weight = content_weight, style_weight
-        super().__init__(**kwargs)
+        self.content_weight, self.style_weight, self.methods = content_weight, style_weight, list(methods)
+        self._statistics: dict[str, dict[str, torch.Tensor]] = {}
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     @property
     def num_images(self) -> int:
-        return 2
+        return len(self.methods)
 
     def content_layers(self) -> list[str]:
-        return [self.content_layer]
+        extra = self.style_layer_names if "sort_and_shift" in self.methods else []
+        return list(dict.fromkeys([self.content_layer, *extra]))
 
     def style_layers(self) -> list[str]:
         return self.style_layer_names
@@ -470,14 +491,43 @@ class StyleTransfer(InversionModule):
     def terms(self, content, style, generator) -> list[Term]:
         target = codes.original(content[self.content_layer])
         units = float(target.pow(2).sum().clamp_min(1e-12)) / len(self.style_layer_names)
+        self._statistics = {"content": {self.content_layer: target},
+                            "energy": {layer: codes.purposeful(style[layer]) for layer in self.style_layer_names},
+                            "gram": {layer: codes.gram(style[layer]) for layer in self.style_layer_names}}
         out = []
-        for image, statistic in enumerate(("energy", "gram")):
+        for image, method in enumerate(self.methods):
+            if method == "sort_and_shift":
+                out += [Term(image, layer, "code", codes.sort_and_shift(content[layer], style[layer]))
+                        for layer in self.style_layer_names]
+                continue
             out.append(Term(image, self.content_layer, "code", target, self.content_weight))
-            for layer in self.style_layer_names:
-                s = codes.purposeful(style[layer]) if statistic == "energy" else codes.gram(style[layer])
-                out.append(Term(image, layer, statistic, s,
-                                self.style_weight * units / float(s.pow(2).sum().clamp_min(1e-12))))
+            if method in ("energy", "gram"):
+                for layer in self.style_layer_names:
+                    s = self._statistics[method][layer]
+                    out.append(Term(image, layer, method, s,
+                                    self.style_weight * units / float(s.pow(2).sum().clamp_min(1e-12))))
+        return out
+
+    @torch.no_grad()
+    def style_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Relative errors of ``images`` (``B×3×S×S``, the original's space) against the targets. → ``{name: B}``.
+
+        ``gram`` and ``energy``: ‖stat(F_l(x)) − stat(style_l)‖² / ‖stat(style_l)‖² averaged over the
+        style layers; ``content``: ‖F(x) − F(content)‖² / ‖F(content)‖² at the content layer. How
+        far energy matching gets in Gram loss (and Gram matching in energy loss), against the
+        content-only image, is what the Gram explanation of the paper predicts.
+        """
+        assert self._statistics, "targets are computed at the first training step (prepare)"
+        features = self.trunk(images, list(dict.fromkeys([self.content_layer, *self.style_layer_names])))
+        out = {}
+        for name in ("gram", "energy"):
+            out[name] = torch.stack([(codes.STATISTICS[name](features[layer]) - s).pow(2).flatten(1).sum(1)
+                                     / s.pow(2).sum().clamp_min(1e-12)
+                                     for layer, s in self._statistics[name].items()]).mean(0)
+        target = self._statistics["content"][self.content_layer]
+        out["content"] = (features[self.content_layer] - target).pow(2).flatten(1).sum(1) / target.pow(2).sum().clamp_min(1e-12)
         return out
 
     def layout(self):
-        return [[("content", "content"), ("style", "style"), (0, "purposeful (energy)"), (1, "Gram")]], [""]
+        return [[("content", "content"), ("style", "style")]
+                + [(i, STYLE_METHODS[m]) for i, m in enumerate(self.methods)]], [""]

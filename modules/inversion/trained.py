@@ -10,6 +10,10 @@ with the ``input_normalization`` of the checkpoint's data class (ImageNet's for 
 benchmarks, Fashion-MNIST's grey level for the small VGG); a grey-level network sees the mean of
 the image's RGB channels.
 
+``pretrained=False`` gives the checkpoint's architecture with **random** weights instead — the
+control that tells what training adds to the textures (``random_twin``): convolutions drawn as
+torchvision's VGGs are (Kaiming normal, fan-out), batch norms reset to the identity.
+
 Only classes under ``modules.`` and ``datamodules.`` are imported from a checkpoint, so loading
 one never runs code from elsewhere.
 """
@@ -45,8 +49,52 @@ def first_conv(trunk: nn.Module) -> nn.Conv2d:
     return next(m for m in trunk.modules() if isinstance(m, nn.Conv2d))
 
 
-def load_trained_trunk(path: str | Path) -> tuple[nn.Sequential, Normalization]:
-    """The convolutional trunk of an affectlab classifier checkpoint and the input normalisation it was trained with."""
+def random_twin(trunk: nn.Module) -> nn.Module:
+    """The same architecture with random weights, in place: Kaiming-normal (fan-out) convolutions with zero bias,
+    batch norms reset to the identity (weight 1, bias 0, running mean 0 and variance 1). Draws from the global RNG."""
+    for module in trunk.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()           # running statistics and affine parameters
+    return trunk
+
+
+@torch.no_grad()
+def calibrate_batch_norm(trunk: nn.Module, batches) -> nn.Module:
+    """Set every batch norm's running statistics to those of ``trunk`` on ``batches`` (the network's input), in place.
+
+    A random twin's batch norms are the identity, so its activations shrink or grow with depth while
+    the trained network's are standardised; calibrating them on the training images gives random
+    filters with the trained network's activation scale (a stricter control). Returns ``trunk``.
+    """
+    norms = [m for m in trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise ValueError("the trunk has no batch norm to calibrate")
+    modes = [(m, m.training, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None                        # a cumulative average over all batches
+        m.train()
+    seen = 0
+    for batch in batches:
+        trunk(batch)
+        seen += 1
+    for m, training, momentum in modes:
+        m.train(training)
+        m.momentum = momentum
+    if not seen:
+        raise ValueError("calibrate_batch_norm needs at least one batch")
+    return trunk
+
+
+def load_trained_trunk(path: str | Path, weights: bool = True) -> tuple[nn.Sequential, Normalization]:
+    """The convolutional trunk of an affectlab classifier checkpoint and the input normalisation it was trained with.
+
+    ``weights=False``: the same trunk with random weights (``random_twin``), fed the same way.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: pass a .ckpt written by `affectlab fit` "
@@ -56,8 +104,10 @@ def load_trained_trunk(path: str | Path) -> tuple[nn.Sequential, Normalization]:
     cls = _import(hparams.get("_class_path"), "affectlab.modules", path, "model")
     # The weights come from the checkpoint: never fetch the backbone's ImageNet weights first.
     overrides = {"pretrained": False} if "pretrained" in hparams else {}
-    model = cls.load_from_checkpoint(path, map_location="cpu", **overrides)
+    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
     trunk = model.feature_trunk()
+    if not weights:
+        trunk = random_twin(trunk)
 
     data = checkpoint.get("datamodule_hyper_parameters", {}).get("_class_path")
     channels = first_conv(trunk).in_channels

@@ -87,7 +87,7 @@ class CaffeToTorchvision(nn.Module):
 
 
 #: The layers a VGG-style trunk is made of (and all ``vgg_layers`` can name).
-VGG_MODULES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)
+VGG_MODULES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d)
 
 
 def vgg_layers(features: nn.Sequential, pooling: str = "avg") -> OrderedDict[str, nn.Module]:
@@ -107,8 +107,8 @@ def vgg_layers(features: nn.Sequential, pooling: str = "avg") -> OrderedDict[str
         elif isinstance(module, nn.ReLU):
             layers[f"relu{block}_{index}"] = nn.ReLU(inplace=False)
             index += 1
-        elif isinstance(module, nn.MaxPool2d):
-            layers[f"pool{block}"] = nn.AvgPool2d(2, 2) if pooling == "avg" else module
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            layers[f"pool{block}"] = nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2)
             block, index = block + 1, 1
         else:
             raise ValueError(f"unexpected module in a VGG trunk: {module}")
@@ -166,7 +166,8 @@ class FeatureTrunk(nn.Module):
         network: ``vgg19`` (or any torchvision VGG), ``tiny_vgg``, another torchvision CNN name, or
             the path of a ``.ckpt`` written by ``affectlab fit`` (``modules.inversion.trained``).
         pretrained: load torchvision's default weights (a clear error names the file when they are
-            neither cached nor downloadable); a checkpoint brings its own.
+            neither cached nor downloadable); a checkpoint brings its own, and with ``pretrained=False``
+            its architecture gets random weights instead (``trained.random_twin``).
         pooling: ``avg`` (the original) or ``max`` pools in VGG-style trunks.
         feature_scale: multiplies every code; default 255 · mean(std) of the network's input
             standardisation (``CAFFE_FEATURE_SCALE`` for torchvision's, module docstring).
@@ -181,7 +182,7 @@ class FeatureTrunk(nn.Module):
         self._names: list[str] = []
         mean, std = TORCHVISION_MEAN, TORCHVISION_STD
         if is_checkpoint(network):
-            trunk, (mean, std) = load_trained_trunk(network)
+            trunk, (mean, std) = load_trained_trunk(network, weights=pretrained)
             if all(isinstance(m, VGG_MODULES) for m in trunk):
                 self.sequential = nn.Sequential(vgg_layers(trunk, pooling))
             else:

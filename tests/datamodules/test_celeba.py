@@ -106,3 +106,34 @@ def test_wrong_root_and_unknown_attribute_fail_clearly(celeba_root, tmp_path):
         CelebA(root=str(tmp_path)).setup("fit")
     with pytest.raises(CelebAFormatError, match="no attribute named Blue_Hair"):
         CelebA(root=str(celeba_root), attributes=["Blue_Hair"]).setup("fit")
+
+
+def test_correlated_sample_ties_the_training_attributes_and_keeps_validation_independent():
+    """As in real CelebA: gray hair only on old men, rosy cheeks mostly on women (training split)."""
+    import numpy as np
+
+    from affectlab.datamodules.synthetic_faces import random_attributes
+
+    rng = np.random.default_rng(0)
+    train = [random_attributes(DEFAULT_ATTRIBUTES, rng, correlated=True) for _ in range(2000)]
+    assert all(sum(f[h] for h in HAIR_COLOURS) == 1 for f in train)
+    gray = [f for f in train if f["Gray_Hair"]]
+    assert gray and all(f["Male"] and not f["Young"] for f in gray)  # never seen: young or female gray hair
+    male = [f for f in train if f["Male"]]
+    assert sum(f["Rosy_Cheeks"] for f in male) / len(male) < 0.1
+    pale = sum(f["Pale_Skin"] for f in train if f["Blond_Hair"]) / sum(f["Blond_Hair"] for f in train)
+    assert pale > 0.6
+    independent = [random_attributes(DEFAULT_ATTRIBUTES, rng) for _ in range(2000)]
+    assert sum(f["Gray_Hair"] and f["Young"] and not f["Male"] for f in independent) > 100
+
+
+def test_write_sample_correlates_the_training_split_only(tmp_path):
+    CelebA.write_sample(tmp_path, counts=(48, 48, 4), correlated=True)
+    dm = CelebA(root=str(tmp_path), image_size=32, num_workers=0)
+    dm.setup("fit")
+    gray, male, young = (DEFAULT_ATTRIBUTES.index(n) for n in ("Gray_Hair", "Male", "Young"))
+    train, val = dm.splits["train"][1], dm.splits["val"][1]
+    on_gray = train[train[:, gray] == 1]
+    assert len(on_gray) and (on_gray[:, male] == 1).all() and (on_gray[:, young] == 0).all()
+    val_gray = val[val[:, gray] == 1]
+    assert ((val_gray[:, male] == 0) | (val_gray[:, young] == 1)).any()  # the combinations training lacks

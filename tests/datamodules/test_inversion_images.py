@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from affectlab.datamodules.inversion import InversionImages
+from affectlab.datamodules.inversion import InversionImages, PhotoPatches
 
 
 def test_the_sample_is_read_from_paths_and_cropped_square(tmp_path):
@@ -25,3 +25,22 @@ def test_scikit_image_photos_by_name_and_a_clear_error_for_a_missing_file(tmp_pa
     assert batch["content"].shape == (1, 3, 20, 20) and "style" not in batch
     with pytest.raises(FileNotFoundError, match="astronaut"):
         InversionImages(content="missing.png", root=str(tmp_path)).setup()
+
+
+def test_photo_patches_are_labelled_seeded_crops_of_the_sample_photos():
+    data = PhotoPatches(photos=["astronaut", "brick", "coffee"], image_size=20, train_size=8, val_size=6,
+                        test_size=4, batch_size=4)
+    assert data.taxonomy.num_classes[-1] == 3 and data.num_channels == 3
+    batch = next(iter(data.val_dataloader()))
+    assert batch["image"].shape == (4, 3, 20, 20) and batch["label"].max() < 3
+    again = PhotoPatches(photos=["astronaut", "brick", "coffee"], image_size=20, train_size=8, val_size=6,
+                         test_size=4, batch_size=4)
+    assert torch.equal(next(iter(again.val_dataloader()))["image"], batch["image"])   # fixed validation crops
+    train = data.datasets["train"]
+    first = train[0]["image"]
+    train.epoch = 1
+    assert not torch.equal(train[0]["image"], first)                                   # fresh crops each epoch
+    with pytest.raises(ValueError, match="two photos"):
+        PhotoPatches(photos=["astronaut"])
+    with pytest.raises(ValueError, match="no sample"):
+        PhotoPatches(photos=["astronaut", "nothing"]).setup()

@@ -19,7 +19,8 @@ run_dir = Path(args["trainer.default_root_dir"])
 metrics = run_dir / args.get("trainer.callbacks.init_args.filename", "metrics.json")
 stop = run_dir / args.get("trainer.callbacks.init_args.stop_file", "STOP")
 run_dir.mkdir(parents=True, exist_ok=True)
-(run_dir / "stub.json").write_text(json.dumps({"argv": sys.argv[1:], "group": os.environ.get("WANDB_RUN_GROUP")}))
+(run_dir / "stub.json").write_text(json.dumps({"argv": sys.argv[1:], "group": os.environ.get("WANDB_RUN_GROUP"),
+                                              "sweep_params": os.environ.get("WANDB_SWEEP_PARAM_PATH")}))
 if os.environ.get("STUB_STARTS"):
     with open(os.environ["STUB_STARTS"], "a") as f:
         f.write(run_dir.name + "\n")

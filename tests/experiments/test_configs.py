@@ -94,8 +94,9 @@ def test_presets_compose_with_an_experiment(preset: Path, tmp_path: Path, monkey
                 "--trainer.devices", "1", "--trainer.strategy", "auto"], run=False)
     text = yaml.safe_load(preset.read_text())
     for key, value in (text.get("trainer") or {}).items():
-        if key.endswith("+"):  # appended to the experiment's list
-            got = [c["class_path"] for c in cli.config["trainer"][key[:-1]]]
-            assert [c["class_path"] for c in value] == got[-len(value):], got
-        elif key not in ("devices", "strategy", "logger") and value is not None:  # None: resolved by the CLI
+        if key.endswith("+"):  # appended to the experiment's own list (callbacks+)
+            tail = cli.config["trainer"][key[:-1]][-len(value):]
+            assert [c["class_path"] for c in tail] == [c["class_path"] for c in value], key
+            continue
+        if key not in ("devices", "strategy", "logger") and value is not None:  # None: resolved by the CLI
             assert cli.config["trainer"][key] == value, key

@@ -165,12 +165,18 @@ def test_energy_and_gram_losses_are_zero_at_the_style_image(images, tmp_path):
     images.setup()
     module = StyleTransfer(style_layers=["relu1_1", "relu2_1", "relu3_1"], content_layer="relu2_2", image_size=24,
                            **TINY)
+    assert module.hparams.weight_decay == 5e-3 and module.num_images == 4        # the original's style settings
     style = images.images["style"][None]
     module.prepare({"content": style, "style": style})
-    at_style = module.image_losses(from_unit(style).repeat(2, 1, 1, 1))
+    at_style = module.image_losses(from_unit(style).repeat(4, 1, 1, 1))
     assert at_style.abs().max() < 1e-6 * module.image_losses(module.image.detach()).min()
+    relative = module.style_losses(from_unit(style))
+    assert all(float(v.abs().max()) < 1e-10 for v in relative.values())
     module.prepare({"content": style, "style": images.images["content"][None]})  # another style: not zero
-    assert (module.image_losses(from_unit(style).repeat(2, 1, 1, 1)) > 0).all()
+    losses = module.image_losses(from_unit(style).repeat(4, 1, 1, 1))
+    assert (losses[[0, 1, 3]] > 1e3).all() and losses[2] < 1e-6                # content only: still at its target
+    relative = module.style_losses(from_unit(style))
+    assert relative["gram"] > 1e-3 and relative["energy"] > 1e-3 and relative["content"] < 1e-10
 
 
 def test_lbfgs_and_priors_are_options_that_also_lower_the_loss(images, tmp_path):

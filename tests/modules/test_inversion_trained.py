@@ -113,3 +113,39 @@ def test_checkpoints_that_are_not_affectlab_classifiers_get_clear_errors(tmp_pat
     torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": "somewhere.Else"}}, foreign)
     with pytest.raises(ValueError, match="somewhere.Else"):
         FeatureTrunk(str(foreign))
+
+
+@pytest.fixture(scope="module")
+def patches_checkpoint(tmp_path_factory) -> Path:
+    """experiments/inversion/train_trunk.yaml, shrunk: 256 crops of 24 px, one epoch, through the CLI."""
+    tmp = tmp_path_factory.mktemp("trunk")
+    config = yaml.safe_load((REPO / "experiments/inversion/train_trunk.yaml").read_text())
+    config["trainer"].update({"max_epochs": 1, "enable_progress_bar": False, "logger": False})
+    config["data"]["init_args"].update({"image_size": 24, "train_size": 256, "val_size": 64, "test_size": 64})
+    (tmp / "trunk.yaml").write_text(yaml.safe_dump(config))
+    run_cli(["fit", "-c", str(tmp / "trunk.yaml"), "--trainer.default_root_dir", str(tmp / "run")],
+            cwd=tmp, AFFECTLAB_RUNS=str(tmp / "runs"))
+    return tmp / "run/checkpoints/last.ckpt"
+
+
+def test_the_trunk_config_trains_an_average_pooled_vgg_whose_random_twin_shares_only_the_architecture(
+        patches_checkpoint):
+    from affectlab.datamodules.inversion import PhotoPatches
+    from affectlab.modules.inversion.trained import calibrate_batch_norm
+
+    trained = FeatureTrunk(str(patches_checkpoint))
+    torch.manual_seed(0)
+    twin = FeatureTrunk(str(patches_checkpoint), pretrained=False)
+    assert trained.layer_names == twin.layer_names and "relu3_2" in trained.layer_names
+    assert isinstance(trained.sequential.pool1, torch.nn.AvgPool2d)
+    assert FeatureTrunk(str(patches_checkpoint), pooling="max").sequential.pool1.__class__ is torch.nn.MaxPool2d
+    assert not torch.equal(trained.sequential.conv1_1.weight, twin.sequential.conv1_1.weight)
+    assert torch.equal(twin.sequential.bn1_1.running_var, torch.ones(16))          # identity until calibrated
+    assert trained.preprocess.grey is False                                        # colour network, colour input
+    data = PhotoPatches(image_size=24, train_size=1, val_size=64, test_size=1, batch_size=32)
+    batches = [b["image"] for b in data.val_dataloader()]
+    calibrate_batch_norm(twin.sequential, batches)
+    assert not twin.sequential.bn1_1.training
+    with torch.no_grad():
+        pre = twin.sequential[:twin.depth("bn2_1") + 1](torch.cat(batches))
+    assert pre.mean().abs() < 0.2 and 0.5 < pre.var((0, 2, 3)).mean() < 2.0     # about standardised, as in training

@@ -1,0 +1,77 @@
+"""How long a user error takes to report, against the time the command line takes to parse.
+
+In one process (imports paid once), on a generated FI-layout sample: the parse alone
+(``fit --print_config``) and each user error through ``run_reporting_errors(main)``, the wrapper of
+the console script. Claim (docs/reliability.md): a user error is reported in about the time the
+parser takes. One row per case and repeat in ``benchmarks/results/user_errors.csv``.
+
+    OMP_NUM_THREADS=1 python benchmarks/user_errors.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from affectlab.datamodules.synthetic import make_fi_sample  # noqa: E402
+from affectlab.experiments.cli import main  # noqa: E402
+from affectlab.experiments.errors import run_reporting_errors  # noqa: E402
+
+CASES = {
+    "parse only (--print_config)": ["--print_config"],
+    "unknown backbone": ["--model.init_args.backbone", "resnet7"],
+    "image_size 7": ["--data.init_args.image_size", "7"],
+    "batch_size 0": ["--data.init_args.batch_size", "0"],
+    "misspelled key": ["--model.backbon", "resnet18"],
+    "missing checkpoint": ["--ckpt_path", "/no/such.ckpt"],
+    "wrong root": ["--data.init_args.root", "/no/such/root"],
+}
+
+
+def main_(repeats: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp())
+    os.environ["AFFECTLAB_RUNS"] = str(work / "runs")
+    os.environ["WANDB_MODE"] = "disabled"
+    root = make_fi_sample(work / "fi", per_class=12, size=48)
+    base = ["fit", "-c", str(REPO / "experiments/baseline/demo.yaml"), "--data.init_args.root", str(root),
+            "--data.init_args.num_workers", "0", "--trainer.logger", "false"]
+    rows = []
+    for repeat in range(repeats + 1):  # the first round warms up lazy imports and is not kept
+        for case, extra in CASES.items():
+            out, err = io.StringIO(), io.StringIO()
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run_reporting_errors(main, base + extra)
+            seconds = time.perf_counter() - start
+            if repeat:
+                rows.append({"case": case, "repeat": repeat, "seconds": round(seconds, 3), "exit": code,
+                             "message": err.getvalue().strip().splitlines()[-1][:120] if err.getvalue().strip() else ""})
+    path = REPO / "benchmarks" / "results" / "user_errors.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for case in CASES:
+        times = [r["seconds"] for r in rows if r["case"] == case]
+        print(f"{case:30s} {statistics.mean(times):6.2f} ± {statistics.stdev(times) if len(times) > 1 else 0:.2f} s "
+              f"(exit {next(r['exit'] for r in rows if r['case'] == case)})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    main_(parser.parse_args().repeats)

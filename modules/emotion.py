@@ -30,6 +30,8 @@ from affectlab.datamodules.hierarchy import Taxonomy
 from affectlab.modules.empty_batch import distributed, zero_loss
 
 TaxonomySpec = dict[str, Any] | str | None
+#: Data values the CLI links into every model (experiments/cli.py); recorded even where unused.
+RECORDED_LINKS = frozenset({"image_size", "class_weights", "attributes", "in_channels"})
 
 # The batch-transfer hook below is meant to run with a DataModule attached; Lightning would say so at every fit.
 warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule` but have passed")
@@ -111,7 +113,14 @@ class EmotionTask(L.LightningModule):
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         backbone_lr_mult: float = 0.1,
+        **recorded: Any,
     ) -> None:
+        # A checkpoint's hyperparameters also hold what the CLI recorded beside the arguments (its
+        # class path, linked data values this model has no use for); load_from_checkpoint passes them
+        # all to subclasses that forward **kwargs. Anything else is a mistake.
+        unknown = sorted(k for k in recorded if not k.startswith("_") and k not in RECORDED_LINKS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments: {', '.join(unknown)}")
         super().__init__()
         self.taxonomy = Taxonomy.from_spec(taxonomy or "mikels")
         # The linked taxonomy is stored as plain data so load_from_checkpoint needs no argument.

@@ -8,6 +8,7 @@ import torch
 from affectlab.modules.advae.media import control_floor_hits, control_hits, corrected_control, settings
 from affectlab.modules.advae.probe import fit_probe
 
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_thread_module):
     """Tiny networks: one intra-op thread is several times faster than two busy ones."""

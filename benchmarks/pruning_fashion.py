@@ -84,10 +84,10 @@ def train(args: argparse.Namespace, seed: int) -> None:
     data = _data(args)
     model = _model(data, args.lr, args.lr_step)
     start = time.process_time()
-    trainer = _trainer(args, out / f"train{seed}", args.train_epochs, [], limit_val_batches=0)
-    trainer.fit(model, data)
-    val = trainer.validate(model, data, verbose=False)[0]["val/acc"]
-    test = trainer.test(model, data, verbose=False)[0]["test/acc"]
+    _trainer(args, out / f"train{seed}", args.train_epochs, [], limit_val_batches=0).fit(model, data)
+    evaluator = _trainer(args, out / f"train{seed}", 1, [], limit_val_batches=args.val_batches)
+    val = evaluator.validate(model, data, verbose=False)[0]["val/acc"]
+    test = evaluator.test(model, data, verbose=False)[0]["test/acc"]
     torch.save({"state_dict": model.state_dict(), "val_acc": val, "test_acc": test}, ckpt)
     _append(Path(args.csv), {"seed": seed, "mode": "unpruned", "target": 1.0, "test_acc": test, "val_acc": val,
                              "flops_ratio": 1.0, "params_ratio": 1.0, "flops": count_flops(model, EXAMPLE),
@@ -173,13 +173,13 @@ def main() -> None:
     parser.add_argument("--csv", default="benchmarks/results/pruning_fashion.csv")
     parser.add_argument("--png", default="docs/pruning_fashion.png")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--train-size", type=int, default=20000)
+    parser.add_argument("--train-size", type=int, default=10000)
     parser.add_argument("--val-size", type=int, default=5000)
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--lr-step", type=int, default=1, help="training epochs between ×0.1 decays")
     parser.add_argument("--modes", nargs="+", default=["global", "layerwise", "one_shot"])
-    parser.add_argument("--targets", type=float, nargs="+", default=[0.75, 0.5, 0.3])
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.3, 0.75])
     parser.add_argument("--criterion", default=None, help="default: the callback's")
     parser.add_argument("--normalization", default=None, help="default: the callback's")
     parser.add_argument("--step-ratio", type=float, default=0.2, help="share of the remaining FLOPs per step")
@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--finetune-batches", type=int, default=5)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
     parser.add_argument("--val-batches", type=int, default=4)
-    parser.add_argument("--calibration-batches", type=int, default=4)
+    parser.add_argument("--calibration-batches", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

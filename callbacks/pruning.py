@@ -131,9 +131,9 @@ class GradualGlobalPruning(Callback):
     """Gradually global neuron pruning under a performance bound (docs/pruning.md).
 
     Args:
-        criterion: neuron importance (docs/pruning.md, "Importance"): ``taylor`` (first-order Taylor
-            ``|mean(activation × gradient)|``, default), ``activation`` (mean post-ReLU response),
-            ``std`` (standard deviation of the post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
+        criterion: neuron importance (docs/pruning.md, "Importance"): ``std`` (standard deviation of
+            the post-ReLU response, default), ``taylor`` (first-order Taylor
+            ``|mean(activation × gradient)|``), ``activation`` (mean post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
             the pre-activation's standard deviation where no batch norm follows), ``l1`` (L1 norm of
             the incoming weights) or ``weight_out`` (L1 norm of the outgoing weights).
         normalization: making layers comparable — divide by the layer's ``l2`` norm (default),
@@ -173,7 +173,7 @@ class GradualGlobalPruning(Callback):
 
     def __init__(
         self,
-        criterion: str = "taylor",
+        criterion: str = "std",
         normalization: str = "l2",
         mode: str = "global",
         step_ratio: float = 0.1,
@@ -457,7 +457,7 @@ class GradualGlobalPruning(Callback):
         estimate = budget
         names = [g.name for g in groups]
         selection = select_flops(scores, costs, estimate, self.min_channels)
-        for _ in range(8):
+        for attempt in range(16):
             trial = copy.deepcopy(pl_module)
             trial_graph = graph_ops.build_graph(trial, example)
             by_name = {g.name: g for g in graph_ops.neuron_groups(trial_graph, [])}
@@ -465,7 +465,7 @@ class GradualGlobalPruning(Callback):
             saved = flops - graph_ops.count_flops(trial, example)
             if saved >= budget:
                 break
-            estimate += budget - saved + min(costs)
+            estimate += (budget - saved) * 2**attempt + min(costs)  # grows fast past runs of cheap neurons
             wider = select_flops(scores, costs, estimate, self.min_channels)
             if wider == selection:  # every layer at min_channels
                 break

@@ -131,11 +131,12 @@ class GradualGlobalPruning(Callback):
     """Gradually global neuron pruning under a performance bound (docs/pruning.md).
 
     Args:
-        criterion: neuron importance (docs/pruning.md, "Importance"): ``std`` (standard deviation of
-            the post-ReLU response, default), ``taylor`` (first-order Taylor
-            ``|mean(activation × gradient)|``), ``activation`` (mean post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
-            the pre-activation's standard deviation where no batch norm follows), ``l1`` (L1 norm of
-            the incoming weights) or ``weight_out`` (L1 norm of the outgoing weights).
+        criterion: neuron importance (docs/pruning.md, "Importance"): ``weight_out`` (L1 norm of the
+            outgoing weights, default), ``std`` (standard deviation of the post-ReLU response),
+            ``taylor`` (first-order Taylor ``|mean(activation × gradient)|``), ``activation`` (mean
+            post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
+            the pre-activation's standard deviation where no batch norm follows) or ``l1`` (L1 norm of
+            the incoming weights).
         normalization: making layers comparable — divide by the layer's ``l2`` norm (default),
             ``mean`` or ``max``; ``none``; ``flops`` (raw score per FLOP a neuron costs) or
             ``mean_flops`` (mean-normalised score per FLOP).
@@ -173,7 +174,7 @@ class GradualGlobalPruning(Callback):
 
     def __init__(
         self,
-        criterion: str = "std",
+        criterion: str = "weight_out",
         normalization: str = "l2",
         mode: str = "global",
         step_ratio: float = 0.1,

@@ -347,20 +347,24 @@ def _planted(seed: int = 0) -> tuple[SmallVGG, list]:
     return net, _groups(net)[1]
 
 
-@pytest.mark.parametrize("criterion", ["default", "std"])
-def test_dead_and_constant_neurons_rank_below_useful_ones(criterion):
-    criterion = GradualGlobalPruning().criterion if criterion == "default" else criterion
+def _planted_scores(criterion: str) -> tuple[torch.Tensor, torch.Tensor]:
     net, groups = _planted()
     x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     y = torch.randint(0, 4, (16,), generator=torch.Generator().manual_seed(3))
     stats = response_scores(net, groups, [x], net, taylor=True,
                             loss=lambda out, i: nn.functional.cross_entropy(out, y))
-    scores = normalise(criterion_scores(criterion, groups, stats), GradualGlobalPruning().normalization,
-                       g.neuron_costs(net, groups, X[:1]))
-    conv2, hidden = scores[1], scores[2]
+    scores = normalise(criterion_scores(criterion, groups, stats), "l2")
+    return scores[1], scores[2]  # second conv, hidden layer
+
+
+def test_dead_and_constant_neurons_rank_below_useful_ones():
+    conv2, hidden = _planted_scores("std")
     useful = torch.cat([conv2[torch.arange(8) != 3], hidden[torch.arange(12) != 5]])
-    assert hidden[5] < useful.min() and conv2[3] < useful.min(), (criterion, conv2, hidden)
-    assert select_global(scores, count=2) == [[], [3], [5]]  # the global ranking takes exactly these two
+    assert hidden[5] < useful.min() and conv2[3] < useful.min(), (conv2, hidden)
+    assert select_global([torch.ones(8), conv2, hidden], count=2) == [[], [3], [5]]  # exactly these two go first
+    # the control: the mean response (the first default) scores the constant channel (β = 1) above useful ones
+    conv2, _ = _planted_scores("activation")
+    assert conv2[3] > conv2[torch.arange(8) != 3].median()
 
 
 def test_every_criterion_and_normalisation_scores_every_neuron():

@@ -110,13 +110,16 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
                                    finetune_lr=args.finetune_lr, max_drop=None, target_flops_ratio=target,
                                    calibration_batches=args.calibration_batches, export=False)
     start = time.process_time()
-    trainer = _trainer(args, out / f"{mode}_{target}_{seed}", args.finetune_epochs, [pruning],
+    # ``unpruned``-with-fine-tuning is the control: the same fine-tuning epochs without pruning.
+    callbacks = [] if mode == "finetuned" else [pruning]
+    trainer = _trainer(args, out / f"{mode}_{target}_{seed}", args.finetune_epochs, callbacks,
                        limit_train_batches=args.finetune_batches, limit_val_batches=args.val_batches)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, data)
         test = trainer.test(model, data, verbose=False)[0]["test/acc"]
-    val = [r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"]
+    val = ([r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"] if pruning.rows
+           else float(trainer.callback_metrics["val/acc"]))
     _append(Path(args.csv), {
         "seed": seed, "mode": mode, "target": target, "criterion": args.criterion,
         "normalization": args.normalization, "step_ratio": args.step_ratio, "test_acc": test, "val_acc": val,
@@ -132,15 +135,20 @@ def report(args: argparse.Namespace) -> str:
 
     frame = pd.read_csv(args.csv)
     base = frame[frame["mode"] == "unpruned"]
-    stats = frame[frame["mode"] != "unpruned"].groupby(["target", "mode"]).agg(
+    control = frame[frame["mode"] == "finetuned"]
+    pruned = frame[~frame["mode"].isin(["unpruned", "finetuned"])]
+    stats = pruned.groupby(["target", "mode"]).agg(
         test=("test_acc", "mean"), std=("test_acc", "std"), flops=("flops_ratio", "mean"),
         params=("params_ratio", "mean"), n=("seed", "nunique")).reset_index()
-    lines = [f"Unpruned: test acc {base.test_acc.mean():.4f} ± {base.test_acc.std():.4f} "
-             f"({base.seed.nunique()} seeds)\n",
-             "| FLOPs target | mode | test acc (mean ± std) | FLOPs ratio | params ratio | seeds |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| network | FLOPs target | test acc (mean ± std) | FLOPs ratio | params ratio | seeds |",
+             "| --- | --- | --- | --- | --- | --- |",
+             f"| trained (before fine-tuning) | 1.00 | {base.test_acc.mean():.4f} ± {base.test_acc.std():.4f} | 1.000 | "
+             f"1.000 | {base.seed.nunique()} |"]
+    if len(control):
+        lines.append(f"| unpruned, same fine-tuning (control) | 1.00 | {control.test_acc.mean():.4f} ± "
+                     f"{control.test_acc.std():.4f} | 1.000 | 1.000 | {control.seed.nunique()} |")
     for r in stats.sort_values(["target", "mode"], ascending=[False, True]).itertuples():
-        lines.append(f"| {r.target:.2f} | {r.mode} | {r.test:.4f} ± {r.std:.4f} | {r.flops:.3f} | "
+        lines.append(f"| {r.mode} | {r.target:.2f} | {r.test:.4f} ± {r.std:.4f} | {r.flops:.3f} | "
                      f"{r.params:.3f} | {r.n} |")
     import matplotlib
 
@@ -148,8 +156,10 @@ def report(args: argparse.Namespace) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.axhline(base.test_acc.mean(), color="gray", ls="--", label="unpruned")
-    ax.axhspan(base.test_acc.mean() - 0.01, base.test_acc.mean(), color="gray", alpha=0.15, label="1 point")
+    reference = control if len(control) else base
+    level = reference.test_acc.mean()
+    ax.axhline(level, color="gray", ls="--", label="unpruned, same fine-tuning" if len(control) else "unpruned")
+    ax.axhspan(level - 0.01, level, color="gray", alpha=0.15, label="1 point below")
     for mode, marker in (("global", "o"), ("layerwise", "s"), ("one_shot", "^")):
         part = stats[stats["mode"] == mode].sort_values("flops")
         if len(part):
@@ -178,7 +188,8 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--lr-step", type=int, default=1, help="training epochs between ×0.1 decays")
-    parser.add_argument("--modes", nargs="+", default=["global", "layerwise", "one_shot"])
+    parser.add_argument("--modes", nargs="+", default=["global", "layerwise", "one_shot"],
+                        help="also 'finetuned': the control, the same fine-tuning without pruning (--targets 1)")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.3, 0.75])
     parser.add_argument("--criterion", default=None, help="default: the callback's")
     parser.add_argument("--normalization", default=None, help="default: the callback's")

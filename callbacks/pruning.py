@@ -466,7 +466,9 @@ class GradualGlobalPruning(Callback):
             saved = flops - graph_ops.count_flops(trial, example)
             if saved >= budget:
                 break
-            estimate += (budget - saved) * 2**attempt + min(costs)  # grows fast past runs of cheap neurons
+            planned = sum(costs[g] * len(idxs) for g, idxs in enumerate(selection))
+            # above what is already chosen (so at least one more neuron joins), growing fast past cheap ones
+            estimate = planned + (budget - saved) * 2**attempt + 1e-6 * budget
             wider = select_flops(scores, costs, estimate, self.min_channels)
             if wider == selection:  # every layer at min_channels
                 break

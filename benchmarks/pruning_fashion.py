@@ -63,7 +63,8 @@ def _done(path: Path) -> set[tuple]:
     if not path.is_file():
         return set()
     with path.open() as f:
-        return {(int(r["seed"]), r["mode"], float(r["target"])) for r in csv.DictReader(f)}
+        return {(int(r["seed"]), r["mode"], float(r["target"]), r["criterion"], r["normalization"])
+                for r in csv.DictReader(f)}
 
 
 def _append(path: Path, row: dict) -> None:
@@ -104,7 +105,8 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
     model = _model(data, args.finetune_lr, 0)
     model.load_state_dict(saved["state_dict"])
     base_flops, base_params = count_flops(model, EXAMPLE), count_params(model)
-    pruning = GradualGlobalPruning(criterion=args.criterion, normalization=args.normalization, mode=mode,
+    pruning = GradualGlobalPruning(criterion=args.criterion, normalization=args.normalization,
+                                   mode="global" if mode == "finetuned" else mode,
                                    step_ratio=args.step_ratio, step_unit="flops", min_channels=2,
                                    warmup_epochs=0, baseline=saved["val_acc"], finetune_epochs=1,
                                    finetune_lr=args.finetune_lr, max_drop=None, target_flops_ratio=target,
@@ -121,8 +123,8 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
     val = ([r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"] if pruning.rows
            else float(trainer.callback_metrics["val/acc"]))
     _append(Path(args.csv), {
-        "seed": seed, "mode": mode, "target": target, "criterion": args.criterion,
-        "normalization": args.normalization, "step_ratio": args.step_ratio, "test_acc": test, "val_acc": val,
+        "seed": seed, "mode": mode, "target": target, "criterion": "" if mode == "finetuned" else args.criterion,
+        "normalization": "" if mode == "finetuned" else args.normalization, "step_ratio": args.step_ratio, "test_acc": test, "val_acc": val,
         "flops_ratio": count_flops(model, EXAMPLE) / base_flops, "params_ratio": count_params(model) / base_params,
         "flops": count_flops(model, EXAMPLE), "params": count_params(model), "steps": pruning.step,
         "finetune_epochs": args.finetune_epochs, "finetune_batches": args.finetune_batches,
@@ -136,7 +138,8 @@ def report(args: argparse.Namespace) -> str:
     frame = pd.read_csv(args.csv)
     base = frame[frame["mode"] == "unpruned"]
     control = frame[frame["mode"] == "finetuned"]
-    pruned = frame[~frame["mode"].isin(["unpruned", "finetuned"])]
+    pruned = frame[~frame["mode"].isin(["unpruned", "finetuned"])].copy()
+    pruned["mode"] = pruned["mode"] + " (" + pruned["criterion"] + ", " + pruned["normalization"] + ")"
     stats = pruned.groupby(["target", "mode"]).agg(
         test=("test_acc", "mean"), std=("test_acc", "std"), flops=("flops_ratio", "mean"),
         params=("params_ratio", "mean"), n=("seed", "nunique")).reset_index()
@@ -160,7 +163,7 @@ def report(args: argparse.Namespace) -> str:
     level = reference.test_acc.mean()
     ax.axhline(level, color="gray", ls="--", label="unpruned, same fine-tuning" if len(control) else "unpruned")
     ax.axhspan(level - 0.01, level, color="gray", alpha=0.15, label="1 point below")
-    for mode, marker in (("global", "o"), ("layerwise", "s"), ("one_shot", "^")):
+    for mode, marker in zip(sorted(stats["mode"].unique()), "osv^Dx"):
         part = stats[stats["mode"] == mode].sort_values("flops")
         if len(part):
             ax.errorbar(part["flops"], part["test"], yerr=part["std"].fillna(0), marker=marker, capsize=3, label=mode)
@@ -215,7 +218,9 @@ def main() -> None:
             train(args, seed)
             for target in args.targets:
                 for mode in args.modes:
-                    if (seed, mode, target) not in _done(Path(args.csv)):
+                    key = (seed, mode, target, "" if mode == "finetuned" else args.criterion,
+                           "" if mode == "finetuned" else args.normalization)
+                    if key not in _done(Path(args.csv)):
                         prune(args, seed, mode, target)
     if args.phase in ("report", "all"):
         print(report(args))

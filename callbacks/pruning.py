@@ -137,8 +137,8 @@ class GradualGlobalPruning(Callback):
             post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
             the pre-activation's standard deviation where no batch norm follows) or ``l1`` (L1 norm of
             the incoming weights).
-        normalization: making layers comparable — divide by the layer's ``l2`` norm (default),
-            ``mean`` or ``max``; ``none``; ``flops`` (raw score per FLOP a neuron costs) or
+        normalization: making layers comparable — divide by the layer's ``mean`` (default), ``l2``
+            norm or ``max``; ``none``; ``flops`` (raw score per FLOP a neuron costs) or
             ``mean_flops`` (mean-normalised score per FLOP).
         mode: ``global`` (one ranking), ``layerwise`` (the same share of every layer),
             ``global_unnormalised`` (one ranking of raw scores) or ``one_shot`` (everything at the
@@ -175,7 +175,7 @@ class GradualGlobalPruning(Callback):
     def __init__(
         self,
         criterion: str = "weight_out",
-        normalization: str = "l2",
+        normalization: str = "mean",
         mode: str = "global",
         step_ratio: float = 0.1,
         step_unit: str = "flops",

@@ -119,9 +119,9 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, data)
+        val = ([r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"] if pruning.rows
+               else float(trainer.callback_metrics["val/acc"]))
         test = trainer.test(model, data, verbose=False)[0]["test/acc"]
-    val = ([r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"] if pruning.rows
-           else float(trainer.callback_metrics["val/acc"]))
     _append(Path(args.csv), {
         "seed": seed, "mode": mode, "target": target, "criterion": "" if mode == "finetuned" else args.criterion,
         "normalization": "" if mode == "finetuned" else args.normalization, "step_ratio": args.step_ratio, "test_acc": test, "val_acc": val,

@@ -163,7 +163,7 @@ def report(args: argparse.Namespace) -> str:
     level = reference.test_acc.mean()
     ax.axhline(level, color="gray", ls="--", label="unpruned, same fine-tuning" if len(control) else "unpruned")
     ax.axhspan(level - 0.01, level, color="gray", alpha=0.15, label="1 point below")
-    for mode, marker in zip(sorted(stats["mode"].unique()), "osv^Dx"):
+    for mode, marker in zip(sorted(stats["mode"].unique()), "osv^Dx", strict=False):
         part = stats[stats["mode"] == mode].sort_values("flops")
         if len(part):
             ax.errorbar(part["flops"], part["test"], yerr=part["std"].fillna(0), marker=marker, capsize=3, label=mode)

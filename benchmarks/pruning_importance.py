@@ -119,8 +119,8 @@ def main() -> None:
         loader = iter(data.train_dataloader())
         batches = [next(loader) for _ in range(args.calibration_batches)]
         stats = response_scores(model, groups, [b["image"] for b in batches], model, taylor=True,
-                                loss=lambda out, i: model.loss(model.compute(batches[i]["image"]),
-                                                               [batches[i]["label"]])["loss"])
+                                loss=lambda out, i, model=model, batches=batches: model.loss(
+                                    model.compute(batches[i]["image"]), [batches[i]["label"]])["loss"])
         costs = graph_ops.neuron_costs(model, groups, example)
         truth = torch.cat(rises)
         val_acc = float((torch.cat([model.net(x).argmax(1) for x in images.split(500)]) == labels).float().mean())

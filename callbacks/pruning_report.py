@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class PruningReport:
         kept = [r for r in rows if r["status"] in ("baseline", "accepted")]
         return [(int(after["step"]), {name: width - after["widths"].get(name, width)
                                       for name, width in before["widths"].items()})
-                for before, after in zip(kept, kept[1:])]
+                for before, after in zip(kept, kept[1:], strict=False)]
 
     def plot_layers(self, rows: list[dict[str, Any]]) -> None:
         """Bar chart: channels removed per layer, one colour per accepted step (``pruning_layers.png``)."""
@@ -104,7 +105,7 @@ class PruningReport:
     def _log_wandb(self, frame: Any, monitor: str, logger: Any) -> None:
         loggers = logger if isinstance(logger, list) else [logger]
         for lg in loggers:
-            if type(lg).__name__ != "WandbLogger":
+            if not isinstance(lg, WandbLogger):
                 continue
             try:
                 import wandb

@@ -1,11 +1,17 @@
-"""Gradually global pruning of a small VGG on real Fashion-MNIST, against layerwise and one-shot.
+"""Accuracy against FLOPs on Fashion-MNIST: gradual ``global`` pruning against ``layerwise`` and ``one_shot``.
 
-docs/pruning.md: train, then prune with ``max_drop`` of one accuracy point (``global``); then, at the
-FLOPs budget ``global`` reached and with the same number of epochs, the comparison modes
-``layerwise`` (same ratio per layer, gradual) and ``one_shot`` (everything in one step, then
-fine-tuning). Prints a markdown table of test accuracy, parameters and FLOPs.
+docs/pruning.md ("The claim, measured"). Per seed the 5-conv network of
+``experiments/pruning/fashion_vgg.yaml`` is trained once (``--phase train``: ``<out>/seed<s>.pt``);
+every mode × FLOPs ratio then starts from that checkpoint (``--phase prune``) and gets the same
+fine-tuning: ``--finetune-epochs`` epochs of ``--finetune-batches`` batches at ``--finetune-lr``.
+``global`` and ``layerwise`` remove ``--step-ratio`` of the remaining FLOPs per step with one
+fine-tuning epoch between steps until the target ratio; ``one_shot`` removes everything in the
+first step; all of them fine-tune the rest of the epochs. Test accuracy on the official 10,000
+test images. One CSV row per run (``--csv``); runs already in it are skipped, so seeds can be added.
 
-    python benchmarks/pruning_fashion.py --train-size 12000 --epochs 14 --warmup 5 --step-ratio 0.05 --threads 1
+    OMP_NUM_THREADS=1 python benchmarks/pruning_fashion.py --phase train --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/pruning_fashion.py --phase prune --seeds 0 1 2
+    python benchmarks/pruning_fashion.py --phase report        # table (mean ± std) and PNG
 
 Reads Fashion-MNIST from the Debian package (``/usr/share/datasets/fashion-mnist``) or ``--root``.
 """
@@ -13,11 +19,12 @@ Reads Fashion-MNIST from the Debian package (``/usr/share/datasets/fashion-mnist
 from __future__ import annotations
 
 import argparse
-import copy
+import csv
 import json
 import logging
 import sys
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -27,102 +34,200 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 from affectlab.callbacks.pruning import GradualGlobalPruning  # noqa: E402
-from affectlab.callbacks.pruning_graph import count_flops, count_params  # noqa: E402
+from affectlab.callbacks.pruning_graph import count_flops, count_params, widths  # noqa: E402
 from affectlab.datamodules.fashion_mnist import FashionMNIST  # noqa: E402
 from affectlab.modules.small_cnn import SmallCNNClassifier  # noqa: E402
 
-
-class KeepBaseline(L.Callback):
-    """Keeps a copy of the unpruned network as it was when the baseline was measured."""
-
-    def __init__(self, pruning: GradualGlobalPruning) -> None:
-        self.pruning, self.model = pruning, None
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if self.model is None and self.pruning.baseline is not None:
-            self.model = copy.deepcopy(pl_module)
+FIELDS = ("seed", "mode", "target", "criterion", "normalization", "step_ratio", "test_acc", "val_acc",
+          "flops_ratio", "params_ratio", "flops", "params", "steps", "finetune_epochs", "finetune_batches",
+          "train_size", "train_epochs", "cpu_s", "widths")
+EXAMPLE = torch.zeros(1, 1, 28, 28)
 
 
-def run(args: argparse.Namespace, mode: str, target: float | None, out: Path) -> dict:
-    L.seed_everything(0, workers=True)
-    data = FashionMNIST(root=args.root, batch_size=128, num_workers=0, val_size=args.val_size,
-                        train_size=args.train_size, cache_dir=str(out / "data"))
-    model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=args.widths, pool_every=1,
-                               hidden=args.hidden,
-                               lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=args.lr_step)
-                               if args.lr_step else None)
-    pruning = GradualGlobalPruning(criterion="activation", normalization="mean", mode=mode,
-                                   step_ratio=args.step_ratio, min_channels=2, warmup_epochs=args.warmup,
-                                   every_n_epochs=1, max_drop=0.01 if mode == "global" else None,
-                                   target_flops_ratio=target, calibration_batches=8, export=mode == "global")
-    keep = KeepBaseline(pruning)
-    trainer = L.Trainer(max_epochs=args.epochs, callbacks=[pruning, keep], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, default_root_dir=str(out / mode), enable_model_summary=False)
-    start = time.time()
-    trainer.fit(model, data)
-    example = torch.zeros(1, 1, 28, 28)
-    result = {"mode": mode, "minutes": (time.time() - start) / 60, "steps": sum(r["status"] == "accepted" for r in pruning.rows),
-              "epochs": trainer.current_epoch, "reason": pruning.reason,
-              "val_baseline": pruning.baseline, "val_final": [r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"]}
-    for name, net in (("baseline", keep.model), ("pruned", model)):
-        acc = trainer.test(net, data, verbose=False)[0]["test/acc"]
-        result[name] = {"test_acc": acc, "params": count_params(net), "flops": count_flops(net, example)}
-    result["widths"] = \
-        [r for r in pruning.rows if r["status"] != "rejected"][-1]["widths"]
-    result["rows"] = [{k: v for k, v in r.items() if k != "widths"} for r in pruning.rows]
-    result["flops_ratio"] = result["pruned"]["flops"] / result["baseline"]["flops"]
-    result["params_ratio"] = result["pruned"]["params"] / result["baseline"]["params"]
-    (out / f"{mode}.json").write_text(json.dumps(result, indent=1))
-    return result
+def _data(args: argparse.Namespace) -> FashionMNIST:
+    return FashionMNIST(root=args.root, batch_size=128, num_workers=0, val_size=args.val_size,
+                        train_size=args.train_size, cache_dir=str(Path(args.out) / "data"))
 
 
-def table(results: list[dict], args: argparse.Namespace) -> str:
-    lines = ["| network | test acc | val acc (baseline → final) | params | FLOPs | FLOPs ratio | accepted steps | epochs | stop |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    base = results[0]["baseline"]
-    lines.append(f"| unpruned baseline | {base['test_acc']:.4f} | {results[0]['val_baseline']:.4f} | "
-                 f"{base['params']:,} | {base['flops']:,} | 1.000 | 0 | {args.warmup} | – |")
-    for r in results:
-        p = r["pruned"]
-        lines.append(f"| {r['mode']} | {p['test_acc']:.4f} | {r['val_baseline']:.4f} → {r['val_final']:.4f} | "
-                     f"{p['params']:,} | {p['flops']:,} | {r['flops_ratio']:.3f} | {r['steps']} | {r.get('epochs', '')} | "
-                     f"{r['reason']} |")
+def _model(data: FashionMNIST, lr: float, step_size: int) -> SmallCNNClassifier:
+    return SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[32, 32, 64, 64, 128],
+                              pool_every=2, hidden=128,
+                              optimizer=partial(torch.optim.AdamW, lr=lr, weight_decay=5e-4),
+                              lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=step_size)
+                              if step_size else None)
+
+
+def _trainer(args: argparse.Namespace, root: Path, epochs: int, callbacks: list, **kwargs) -> L.Trainer:
+    return L.Trainer(max_epochs=epochs, callbacks=callbacks, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(root),
+                     num_sanity_val_steps=0, accelerator="cpu", **kwargs)
+
+
+def _done(path: Path) -> set[tuple]:
+    if not path.is_file():
+        return set()
+    with path.open() as f:
+        return {(int(r["seed"]), r["mode"], float(r["target"]), r["criterion"], r["normalization"])
+                for r in csv.DictReader(f)}
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in FIELDS})
+
+
+def train(args: argparse.Namespace, seed: int) -> None:
+    out = Path(args.out)
+    ckpt = out / f"seed{seed}.pt"
+    if ckpt.is_file():
+        return
+    L.seed_everything(seed, workers=True)
+    data = _data(args)
+    model = _model(data, args.lr, args.lr_step)
+    start = time.process_time()
+    _trainer(args, out / f"train{seed}", args.train_epochs, [], limit_val_batches=0).fit(model, data)
+    evaluator = _trainer(args, out / f"train{seed}", 1, [], limit_val_batches=args.val_batches)
+    val = evaluator.validate(model, data, verbose=False)[0]["val/acc"]
+    test = evaluator.test(model, data, verbose=False)[0]["test/acc"]
+    torch.save({"state_dict": model.state_dict(), "val_acc": val, "test_acc": test}, ckpt)
+    _append(Path(args.csv), {"seed": seed, "mode": "unpruned", "target": 1.0, "test_acc": test, "val_acc": val,
+                             "flops_ratio": 1.0, "params_ratio": 1.0, "flops": count_flops(model, EXAMPLE),
+                             "params": count_params(model), "steps": 0, "train_size": args.train_size,
+                             "train_epochs": args.train_epochs, "cpu_s": round(time.process_time() - start),
+                             "widths": json.dumps(widths(model))})
+
+
+def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None:
+    out = Path(args.out)
+    saved = torch.load(out / f"seed{seed}.pt", weights_only=False)
+    L.seed_everything(seed, workers=True)
+    data = _data(args)
+    model = _model(data, args.finetune_lr, 0)
+    model.load_state_dict(saved["state_dict"])
+    base_flops, base_params = count_flops(model, EXAMPLE), count_params(model)
+    pruning = GradualGlobalPruning(criterion=args.criterion, normalization=args.normalization,
+                                   mode="global" if mode == "finetuned" else mode,
+                                   step_ratio=args.step_ratio, step_unit="flops", min_channels=2,
+                                   warmup_epochs=0, baseline=saved["val_acc"], finetune_epochs=1,
+                                   finetune_lr=args.finetune_lr, max_drop=None, target_flops_ratio=target,
+                                   calibration_batches=args.calibration_batches, export=False)
+    start = time.process_time()
+    # ``unpruned``-with-fine-tuning is the control: the same fine-tuning epochs without pruning.
+    callbacks = [] if mode == "finetuned" else [pruning]
+    trainer = _trainer(args, out / f"{mode}_{target}_{seed}", args.finetune_epochs, callbacks,
+                       limit_train_batches=args.finetune_batches, limit_val_batches=args.val_batches)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, data)
+        val = ([r for r in pruning.rows if r["status"] != "rejected"][-1]["val/acc"] if pruning.rows
+               else float(trainer.callback_metrics["val/acc"]))
+        test = trainer.test(model, data, verbose=False)[0]["test/acc"]
+    _append(Path(args.csv), {
+        "seed": seed, "mode": mode, "target": target, "criterion": "" if mode == "finetuned" else args.criterion,
+        "normalization": "" if mode == "finetuned" else args.normalization, "step_ratio": args.step_ratio, "test_acc": test, "val_acc": val,
+        "flops_ratio": count_flops(model, EXAMPLE) / base_flops, "params_ratio": count_params(model) / base_params,
+        "flops": count_flops(model, EXAMPLE), "params": count_params(model), "steps": pruning.step,
+        "finetune_epochs": args.finetune_epochs, "finetune_batches": args.finetune_batches,
+        "train_size": args.train_size, "train_epochs": args.train_epochs,
+        "cpu_s": round(time.process_time() - start), "widths": json.dumps(widths(model))})
+
+
+def report(args: argparse.Namespace) -> str:
+    import pandas as pd
+
+    frame = pd.read_csv(args.csv)
+    base = frame[frame["mode"] == "unpruned"]
+    control = frame[frame["mode"] == "finetuned"]
+    pruned = frame[~frame["mode"].isin(["unpruned", "finetuned"])].copy()
+    pruned["mode"] = pruned["mode"] + " (" + pruned["criterion"] + ", " + pruned["normalization"] + ")"
+    stats = pruned.groupby(["target", "mode"]).agg(
+        test=("test_acc", "mean"), std=("test_acc", "std"), flops=("flops_ratio", "mean"),
+        params=("params_ratio", "mean"), n=("seed", "nunique")).reset_index()
+    lines = ["| network | FLOPs target | test acc (mean ± std) | FLOPs ratio | params ratio | seeds |",
+             "| --- | --- | --- | --- | --- | --- |",
+             f"| trained (before fine-tuning) | 1.00 | {base.test_acc.mean():.4f} ± {base.test_acc.std():.4f} | 1.000 | "
+             f"1.000 | {base.seed.nunique()} |"]
+    if len(control):
+        lines.append(f"| unpruned, same fine-tuning (control) | 1.00 | {control.test_acc.mean():.4f} ± "
+                     f"{control.test_acc.std():.4f} | 1.000 | 1.000 | {control.seed.nunique()} |")
+    for r in stats.sort_values(["target", "mode"], ascending=[False, True]).itertuples():
+        lines.append(f"| {r.mode} | {r.target:.2f} | {r.test:.4f} ± {r.std:.4f} | {r.flops:.3f} | "
+                     f"{r.params:.3f} | {r.n} |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    reference = control if len(control) else base
+    level = reference.test_acc.mean()
+    ax.axhline(level, color="gray", ls="--", label="unpruned, same fine-tuning" if len(control) else "unpruned")
+    ax.axhspan(level - 0.01, level, color="gray", alpha=0.15, label="1 point below")
+    for mode, marker in zip(sorted(stats["mode"].unique()), "osv^Dx", strict=False):
+        part = stats[stats["mode"] == mode].sort_values("flops")
+        if len(part):
+            ax.errorbar(part["flops"], part["test"], yerr=part["std"].fillna(0), marker=marker, capsize=3, label=mode)
+    ax.set_xlabel("FLOPs / unpruned FLOPs")
+    ax.set_ylabel("test accuracy (10,000 images)")
+    ax.set_title("Fashion-MNIST, 5-conv VGG")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=120)
+    plt.close(fig)
     return "\n".join(lines)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phase", choices=("train", "prune", "report", "all"), default="all")
     parser.add_argument("--root", default="data")
     parser.add_argument("--out", default="runs/bench_pruning_fashion")
-    parser.add_argument("--train-size", type=int, default=12000)
+    parser.add_argument("--csv", default="benchmarks/results/pruning_fashion.csv")
+    parser.add_argument("--png", default="docs/pruning_fashion.png")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-size", type=int, default=10000)
     parser.add_argument("--val-size", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=14)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--step-ratio", type=float, default=0.05)
-    parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--lr-step", type=int, default=4, help="epochs between ×0.1 learning-rate decays")
+    parser.add_argument("--train-epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr-step", type=int, default=1, help="training epochs between ×0.1 decays")
     parser.add_argument("--modes", nargs="+", default=["global", "layerwise", "one_shot"],
-                        help="global first; the others prune to the FLOPs ratio it reached")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+                        help="also 'finetuned': the control, the same fine-tuning without pruning (--targets 1)")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.3, 0.75])
+    parser.add_argument("--criterion", default=None, help="default: the callback's")
+    parser.add_argument("--normalization", default=None, help="default: the callback's")
+    parser.add_argument("--step-ratio", type=float, default=0.2, help="share of the remaining FLOPs per step")
+    parser.add_argument("--finetune-epochs", type=int, default=6)
+    parser.add_argument("--finetune-batches", type=int, default=5)
+    parser.add_argument("--finetune-lr", type=float, default=5e-4)
+    parser.add_argument("--val-batches", type=int, default=4)
+    parser.add_argument("--calibration-batches", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # Each mode writes <out>/<mode>.json, so modes can also run as separate processes after global.
-    results = [run(args, "global", None, out) if "global" in args.modes
-               else json.loads((out / "global.json").read_text())]
-    budget = results[0]["flops_ratio"]
-    for mode in [m for m in args.modes if m != "global"]:
-        results.append(run(args, mode, budget, out))
-    for mode in ("layerwise", "one_shot"):  # modes finished by other processes join the table
-        if mode not in args.modes and (out / f"{mode}.json").is_file():
-            results.append(json.loads((out / f"{mode}.json").read_text()))
-    print(f"\nFLOPs budget from global: {budget:.3f}\n")
-    print(table(results, args))
-    (out / "table.md").write_text(table(results, args) + "\n")
+    torch.set_num_threads(args.threads)
+    defaults = GradualGlobalPruning()
+    args.criterion = args.criterion or defaults.criterion
+    args.normalization = args.normalization or defaults.normalization
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    if args.phase in ("train", "all"):
+        for seed in args.seeds:
+            train(args, seed)
+    if args.phase in ("prune", "all"):
+        for seed in args.seeds:
+            train(args, seed)
+            for target in args.targets:
+                for mode in args.modes:
+                    key = (seed, mode, target, "" if mode == "finetuned" else args.criterion,
+                           "" if mode == "finetuned" else args.normalization)
+                    if key not in _done(Path(args.csv)):
+                        prune(args, seed, mode, target)
+    if args.phase in ("report", "all"):
+        print(report(args))
 
 
 if __name__ == "__main__":

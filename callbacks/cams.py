@@ -3,26 +3,23 @@
 ``LDCAMLogger`` takes the first ``num_images`` images of the first validation batch (the
 validation loader is not shuffled, so the set is the same every epoch), overlays each level's
 LDCAM map ``A_l`` (docs/mdan.md) on the image, and writes one grid per epoch to
-``<default_root_dir>/cams/epochNNN.png`` and to W&B (``val/ldcam``). When batches carry
+``<run>/media/val_ldcam_eNNN.png`` and to W&B (``val/ldcam``) through ``callbacks/publish.py``. When batches carry
 EmotionROI's stimuli maps (``batch["stimuli"]``, ``B×H×W`` or ``B×1×H×W`` in [0, 1]) it also logs
 how well each level's map agrees with them over the whole validation set.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import matplotlib
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
-from PIL import Image
 from torch.nn import functional as F
 from torchmetrics.functional.classification import binary_auroc
 
-from affectlab.datamodules.crops import unit_rgb
+from affectlab.callbacks.publish import Normalization, display_rgb, input_normalization, publish
 
 
 def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: float = 0.5) -> dict[str, torch.Tensor]:
@@ -56,21 +53,27 @@ def cam_stimuli_agreement(cam: torch.Tensor, stimuli: torch.Tensor, threshold: f
     return {"auc": auc, "inside_outside": ratio}
 
 
-def overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5) -> np.ndarray:
-    """An ImageNet-normalised (or uint8) image ``3×H×W`` with a ``h×w`` heat map blended over it → ``H×W×3`` uint8."""
-    rgb = unit_rgb(image.detach().cpu()).permute(1, 2, 0).numpy()
+def _rgb(image: torch.Tensor, normalization: Normalization | None) -> np.ndarray:
+    return display_rgb(image.detach().cpu(), normalization).permute(1, 2, 0).numpy()
+
+
+def overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5,
+            normalization: Normalization | None = None) -> np.ndarray:
+    """A batch image ``3×H×W`` (uint8 or standardised) with a ``h×w`` heat map blended over it → ``H×W×3`` uint8."""
+    rgb = _rgb(image, normalization)
     heat = F.interpolate(cam.detach().float().cpu()[None, None], size=image.shape[-2:], mode="bilinear",
                          align_corners=False)[0, 0].clamp(0, 1).numpy()
     colour = matplotlib.colormaps["jet"](heat)[..., :3]
     return ((1 - alpha) * rgb + alpha * colour).clip(0, 1).__mul__(255).astype(np.uint8)
 
 
-def cam_grid(images: torch.Tensor, cams: list[torch.Tensor], pad: int = 2) -> np.ndarray:
+def cam_grid(images: torch.Tensor, cams: list[torch.Tensor], pad: int = 2,
+             normalization: Normalization | None = None) -> np.ndarray:
     """One row per image: the image, then its LDCAM overlay at each level (coarse → fine)."""
     rows = []
     for i, image in enumerate(images):
-        plain = (unit_rgb(image.detach().cpu()).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        tiles = [plain] + [overlay(image, cam[i]) for cam in cams]
+        plain = (_rgb(image, normalization) * 255).astype(np.uint8)
+        tiles = [plain] + [overlay(image, cam[i], normalization=normalization) for cam in cams]
         tiles = [np.pad(t, ((pad, pad), (pad, pad), (0, 0)), constant_values=255) for t in tiles]
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
@@ -114,13 +117,7 @@ class LDCAMLogger(L.Callback):
         self._agreement = {}
 
     def _log_grid(self, trainer: L.Trainer, images: torch.Tensor, cams: list[torch.Tensor]) -> None:
-        grid = cam_grid(images, cams)
-        folder = Path(trainer.default_root_dir) / "cams"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"epoch{trainer.current_epoch:03d}.png"
-        Image.fromarray(grid).save(path)
+        grid = cam_grid(images, cams, normalization=input_normalization(trainer))
         caption = "rows: validation images; columns: image, LDCAM at levels " + \
                   ", ".join(str(l + 1) for l in range(len(cams))) + " (coarse → fine)"
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key="val/ldcam", images=[grid], caption=[caption], step=trainer.global_step)
+        publish(trainer, "val/ldcam", grid, caption)

@@ -1,14 +1,14 @@
 """Pictures for the dashboard: the finest level's confusion matrix and a grid of sample predictions.
 
-``EmotionMedia`` works with any ``modules.emotion.EmotionTask`` (it reads the confusion matrix the
-module computed at the end of validation and runs the model on a fixed set of validation images);
+``EmotionMedia`` works with any ``affectlab.modules.emotion.EmotionTask``: it reads the finest level's
+torchmetrics ``MulticlassConfusionMatrix`` of the module's validation metrics (callbacks run before the
+module's own epoch end, which resets them) and runs the model on a fixed set of validation images;
 for other modules it does nothing. Images go to W&B when a ``WandbLogger`` is attached and to
 ``<run folder>/media/`` as PNG either way, so they can be looked at without a dashboard.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -19,7 +19,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from affectlab.datamodules.crops import unit_rgb  # noqa: E402
+from affectlab.callbacks.publish import display_rgb, input_normalization, publish  # noqa: E402
 
 
 def confusion_figure(matrix: torch.Tensor, names: tuple[str, ...], title: str) -> plt.Figure:
@@ -43,15 +43,15 @@ def confusion_figure(matrix: torch.Tensor, names: tuple[str, ...], title: str) -
     return fig
 
 
-def denormalize(images: torch.Tensor) -> np.ndarray:
-    """``B×3×H×W`` ImageNet-normalised (or uint8) tensors → ``B×H×W×3`` floats in [0, 1]."""
-    return unit_rgb(images).permute(0, 2, 3, 1).cpu().float().numpy()
+def denormalize(images: torch.Tensor, trainer: L.Trainer | None = None) -> np.ndarray:
+    """``B×C×H×W`` batch images (uint8, or standardised as the datamodule declares) → ``B×H×W×3`` floats in [0, 1]."""
+    return display_rgb(images.cpu(), input_normalization(trainer)).permute(0, 2, 3, 1).float().numpy()
 
 
 def prediction_grid(images: torch.Tensor, truth: list[str], predicted: list[str], confidence: list[float],
-                    columns: int = 8) -> plt.Figure:
+                    columns: int = 8, trainer: L.Trainer | None = None) -> plt.Figure:
     """Sample images titled with the predicted class (green when right, red when wrong)."""
-    pictures = denormalize(images)
+    pictures = denormalize(images, trainer)
     rows = (len(pictures) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(1.8 * columns, 2.3 * rows), squeeze=False)
     for ax in axes.flat:
@@ -61,19 +61,6 @@ def prediction_grid(images: torch.Tensor, truth: list[str], predicted: list[str]
         ax.set_title(f"{p} {c:.2f}\n(true {t})", fontsize=7, color="green" if p == t else "red")
     fig.tight_layout()
     return fig
-
-
-def save_and_log(trainer: L.Trainer, fig: plt.Figure, key: str) -> Path:
-    """Save ``fig`` under ``<run>/media/<key>_eNNN.png`` and log it to W&B when attached."""
-    folder = Path(trainer.default_root_dir) / "media"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key.replace('/', '_')}_e{trainer.current_epoch:03d}.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    for logger in trainer.loggers:
-        if hasattr(logger, "log_image"):
-            logger.log_image(key=key, images=[str(path)], step=trainer.global_step)
-    return path
 
 
 class EmotionMedia(L.Callback):
@@ -110,14 +97,18 @@ class EmotionMedia(L.Callback):
         return self._fixed
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(pl_module, "taxonomy") \
-                or not hasattr(pl_module, "compute") or trainer.current_epoch % self.every_n_epochs:
+        if trainer.sanity_checking or not hasattr(pl_module, "taxonomy") or not hasattr(pl_module, "compute") \
+                or trainer.current_epoch % self.every_n_epochs:
+            return
+        metrics = getattr(pl_module, "metrics", {})
+        # Every rank takes part: computing a torchmetrics metric gathers its state across processes.
+        confusion = metrics["val"].confusion.compute().cpu() if "val" in metrics else None
+        if not trainer.is_global_zero:
             return
         taxonomy = pl_module.taxonomy
-        if getattr(pl_module, "last_confusion", None) is not None:
-            save_and_log(trainer, confusion_figure(pl_module.last_confusion, taxonomy.leaves,
-                                                   f"confusion, {taxonomy.level_names[-1]} (epoch {trainer.current_epoch})"),
-                         "val/confusion_matrix")
+        if confusion is not None:
+            publish(trainer, "val/confusion_matrix", confusion_figure(confusion, taxonomy.leaves,
+                                                   f"confusion, {taxonomy.level_names[-1]} (epoch {trainer.current_epoch})"))
         fixed = self._fixed_batch(trainer)
         if fixed is None:
             return
@@ -125,5 +116,5 @@ class EmotionMedia(L.Callback):
             probs = pl_module.compute(fixed["image"].to(pl_module.device))["probs"][-1].float().cpu()
         conf, pred = probs.max(1)
         names = taxonomy.leaves
-        save_and_log(trainer, prediction_grid(fixed["image"], [names[i] for i in fixed["label"]],
-                                              [names[i] for i in pred], conf.tolist()), "val/predictions")
+        publish(trainer, "val/predictions", prediction_grid(fixed["image"], [names[i] for i in fixed["label"]],
+                                                            [names[i] for i in pred], conf.tolist(), trainer=trainer))

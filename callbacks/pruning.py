@@ -2,11 +2,13 @@
 
 Lightning's ``ModelPruning`` masks weights, so nothing gets faster. ``GradualGlobalPruning``
 removes neurons: after ``warmup_epochs`` it ranks every remaining neuron of the network in one
-global list (scores made comparable across layers by the bias elimination), physically removes
-the lowest ``step_ratio`` through torch-pruning's dependency graph, rebuilds the optimiser, LR
-scheduler and DDP wrapper over the new parameters, fine-tunes ``every_n_epochs`` and validates.
-When the monitored metric falls more than ``max_drop`` below the unpruned baseline, the last
-accepted network is restored and training stops; a FLOPs or parameter target also ends pruning.
+global list (scores made comparable across layers by a normalisation), physically removes the
+lowest-ranked neurons worth ``step_ratio`` of the remaining FLOPs (or neurons) through
+torch-pruning's dependency graph, rebuilds the optimiser, LR scheduler and DDP wrapper over the new
+parameters, fine-tunes ``finetune_epochs`` and validates. When the monitored metric falls more than
+``max_drop`` below the unpruned baseline, the last accepted network is restored and the step is
+halved and retried, down to ``min_step_ratio``, before pruning stops; a FLOPs or parameter target
+also ends pruning.
 
 Checkpoints carry the pruning history (``checkpoint["pruning"]``); a module calls
 ``restore_pruned_structure`` in ``on_load_checkpoint`` (``EmotionTask`` does) so that resuming
@@ -31,10 +33,15 @@ from torch.nn.parallel import DistributedDataParallel
 from affectlab.callbacks import pruning_graph as graph_ops
 from affectlab.callbacks.pruning_importance import (
     CRITERIA,
+    DATA_CRITERIA,
     MODES,
-    activation_scores,
+    STEP_UNITS,
+    criterion_scores,
     l1_scores,
+    layerwise_keys,
     normalise,
+    response_scores,
+    select_flops,
     select_global,
     select_layerwise,
     step_count,
@@ -91,6 +98,25 @@ def _images(batch: Any) -> torch.Tensor:
     return batch
 
 
+def _validation_size(trainer: L.Trainer | None) -> int:
+    """Validation images behind the monitored metric (for ``max_drop_unit="se"``)."""
+    if trainer is None:
+        raise ValueError("max_drop_unit='se' needs the trainer's validation set")
+    loaders = trainer.val_dataloaders
+    loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    total = 0
+    for i, loader in enumerate(loaders):
+        size = len(loader.dataset) if hasattr(getattr(loader, "dataset", None), "__len__") else 0
+        limit = trainer.num_val_batches[i] if i < len(trainer.num_val_batches) else None
+        if limit is not None and limit != float("inf") and getattr(loader, "batch_size", None):
+            seen = int(limit) * loader.batch_size * max(trainer.world_size, 1)
+            size = min(size, seen) if size else seen
+        total += size
+    if not total:
+        raise ValueError("max_drop_unit='se' could not count the validation images; use max_drop_unit='absolute'")
+    return total
+
+
 def _task_loss(module: nn.Module, batch: Any) -> torch.Tensor:
     """The training loss on ``batch`` for the Taylor criterion (``pruning_loss`` or EmotionTask's loss)."""
     if hasattr(module, "pruning_loss"):
@@ -105,23 +131,37 @@ class GradualGlobalPruning(Callback):
     """Gradually global neuron pruning under a performance bound (docs/pruning.md).
 
     Args:
-        criterion: neuron importance — ``activation`` (mean post-activation magnitude over the
-            calibration batches, default), ``l1`` (L1 norm of the neuron's weights) or ``taylor``
-            (``|activation × gradient|``).
-        normalization: bias elimination across layers — divide by the layer ``mean`` (default),
-            ``l2``, ``max`` or ``none``.
-        mode: ``global`` (one ranking), ``layerwise`` (the same ratio in every layer),
+        criterion: neuron importance (docs/pruning.md, "Importance"): ``weight_out`` (L1 norm of the
+            outgoing weights, default), ``std`` (standard deviation of the post-ReLU response),
+            ``taylor`` (first-order Taylor ``|mean(activation × gradient)|``), ``activation`` (mean
+            post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
+            the pre-activation's standard deviation where no batch norm follows) or ``l1`` (L1 norm of
+            the incoming weights).
+        normalization: making layers comparable — divide by the layer's ``mean`` (default), ``l2``
+            norm or ``max``; ``none``; ``flops`` (raw score per FLOP a neuron costs) or
+            ``mean_flops`` (mean-normalised score per FLOP).
+        mode: ``global`` (one ranking), ``layerwise`` (the same share of every layer),
             ``global_unnormalised`` (one ranking of raw scores) or ``one_shot`` (everything at the
             first step, as much as the FLOPs/parameter target asks).
-        step_ratio: fraction of the remaining neurons removed per step.
+        step_ratio: share of the remaining FLOPs (``step_unit="flops"``, default) or neurons
+            (``"neurons"``) a step removes.
+        step_unit: ``flops`` or ``neurons``.
+        min_step_ratio: a rejected step is halved and retried while it stays at or above this.
         min_channels: neurons every layer keeps.
         ignored_layers: module names never pruned (with everything under them). Output layers are
             always ignored: those a module lists in ``pruning_ignored_layers()`` and those found
             automatically (layers whose outputs reach the network output through no other layer).
-        warmup_epochs: epochs trained before the baseline is measured and pruning starts.
-        every_n_epochs: fine-tuning epochs between two steps (``finetune_epochs`` in docs/pruning.md).
-        max_drop: largest accepted fall of ``monitor`` below the unpruned baseline, in the metric's
-            units (0.01 is one point of ``val/acc``); ``None`` disables the stop rule.
+        warmup_epochs: epochs trained before the baseline is measured and pruning starts; 0 prunes
+            at the first epoch (a trained network), with the baseline given as ``baseline`` (or
+            ``max_drop=None``).
+        baseline: the monitored metric of the network as it enters fit (with ``warmup_epochs=0``).
+        finetune_epochs: fine-tuning epochs between two steps.
+        finetune_lr: learning rate of every fine-tuning (each parameter group scaled alike); ``None``:
+            the rate ``configure_optimizers`` sets, its schedule restarting at every surgery.
+        max_drop: largest accepted fall of ``monitor`` below the unpruned baseline; ``None``
+            disables the stop rule.
+        max_drop_unit: ``absolute`` (the metric's units: 0.01 is one point of ``val/acc``) or ``se``
+            (standard errors of an accuracy on the validation set, ``sqrt(p(1-p)/n)``).
         monitor: the validation metric the stop rule watches.
         monitor_mode: ``max`` when higher is better, else ``min``.
         target_flops_ratio: stop pruning once FLOPs ≤ this fraction of the unpruned network's.
@@ -134,15 +174,20 @@ class GradualGlobalPruning(Callback):
 
     def __init__(
         self,
-        criterion: str = "activation",
+        criterion: str = "weight_out",
         normalization: str = "mean",
         mode: str = "global",
-        step_ratio: float = 0.05,
+        step_ratio: float = 0.1,
+        step_unit: str = "flops",
+        min_step_ratio: float = 0.0125,
         min_channels: int = 1,
         ignored_layers: list[str] | None = None,
         warmup_epochs: int = 1,
-        every_n_epochs: int = 1,
-        max_drop: float | None = 0.01,
+        baseline: float | None = None,
+        finetune_epochs: int = 1,
+        finetune_lr: float | None = None,
+        max_drop: float | None = 2.0,
+        max_drop_unit: str = "se",
         monitor: str = "val/acc",
         monitor_mode: str = "max",
         target_flops_ratio: float | None = None,
@@ -159,16 +204,30 @@ class GradualGlobalPruning(Callback):
             raise ValueError("mode='one_shot' prunes to a budget: set target_flops_ratio or target_params_ratio")
         if not 0 < step_ratio < 1:
             raise ValueError(f"step_ratio must lie in (0, 1), got {step_ratio}")
+        if step_unit not in STEP_UNITS:
+            raise ValueError(f"step_unit must be one of {STEP_UNITS}, got {step_unit!r}")
+        if not 0 < min_step_ratio <= step_ratio:
+            raise ValueError(f"min_step_ratio must lie in (0, step_ratio], got {min_step_ratio}")
+        if max_drop_unit not in ("absolute", "se"):
+            raise ValueError(f"max_drop_unit must be 'absolute' or 'se', got {max_drop_unit!r}")
+        if warmup_epochs < 0 or finetune_epochs < 1:
+            raise ValueError("warmup_epochs must be ≥ 0 and finetune_epochs ≥ 1")
+        if warmup_epochs == 0 and baseline is None and max_drop is not None:
+            raise ValueError("warmup_epochs=0 prunes before any validation: give baseline= or set max_drop=None")
         self.criterion = criterion
         self.normalization = "none" if mode == "global_unnormalised" else normalization
         normalise([], self.normalization)  # validates the name
         self.mode = mode
         self.step_ratio = step_ratio
+        self.step_unit = step_unit
+        self.min_step_ratio = min_step_ratio
         self.min_channels = min_channels
         self.ignored_layers = list(ignored_layers or [])
         self.warmup_epochs = warmup_epochs
-        self.every_n_epochs = max(1, every_n_epochs)
+        self.finetune_epochs = finetune_epochs
+        self.finetune_lr = finetune_lr
         self.max_drop = max_drop
+        self.max_drop_unit = max_drop_unit
         self.monitor = monitor
         self.monitor_mode = monitor_mode
         self.target_flops_ratio = target_flops_ratio
@@ -178,7 +237,8 @@ class GradualGlobalPruning(Callback):
         self.export = export
         # State kept in checkpoints (state_dict / load_state_dict).
         self.step = 0                      # surgeries done
-        self.baseline: float | None = None  # monitored metric of the unpruned network
+        self.baseline: float | None = baseline  # monitored metric of the unpruned network
+        self.ratio = step_ratio             # the current step size (halved by each rejection)
         self.history: list[list] = []       # torch-pruning history of the current network
         self.accepted_len = 0               # history length of the last accepted network
         self.pending = False                # a surgery awaits its validation
@@ -193,7 +253,7 @@ class GradualGlobalPruning(Callback):
         self.report: PruningReport | None = None
 
     # -- checkpoint state ----------------------------------------------------------------------------------
-    _STATE = ("step", "baseline", "history", "accepted_len", "pending", "surgery_due", "eval_epoch", "done",
+    _STATE = ("step", "baseline", "ratio", "history", "accepted_len", "pending", "surgery_due", "eval_epoch", "done",
               "reason", "base_flops", "base_params", "rows", "example_input_size")
 
     def state_dict(self) -> dict[str, Any]:
@@ -243,6 +303,9 @@ class GradualGlobalPruning(Callback):
             self.base_flops = graph_ops.count_flops(pl_module, example)
             self.base_params = graph_ops.count_params(pl_module)
         self.report = PruningReport(trainer.default_root_dir)
+        if self.warmup_epochs == 0 and not self.rows and trainer.state.fn == "fit":
+            # A trained network: record it and prune at the first training epoch.
+            self._accept(trainer, pl_module, "baseline", float("nan") if self.baseline is None else self.baseline)
 
     # -- the schedule ---------------------------------------------------------------------------------------
     def _metric(self, trainer: L.Trainer) -> float | None:
@@ -252,11 +315,21 @@ class GradualGlobalPruning(Callback):
         # Every rank must take the same decision: rank 0's value wins.
         return float(trainer.strategy.broadcast(float(value), src=0))
 
-    def _dropped_too_far(self, metric: float) -> bool:
-        if self.max_drop is None:
+    def allowed_drop(self, trainer: L.Trainer | None = None) -> float | None:
+        """``max_drop`` in the metric's units: in standard errors it is ``max_drop·sqrt(p(1-p)/n)``
+        with ``p`` the baseline and ``n`` the validation images."""
+        if self.max_drop is None or self.max_drop_unit == "absolute":
+            return self.max_drop
+        n = _validation_size(trainer)
+        p = min(max(float(self.baseline), 0.0), 1.0)
+        return self.max_drop * (p * (1 - p) / max(n, 1)) ** 0.5
+
+    def _dropped_too_far(self, metric: float, trainer: L.Trainer | None = None) -> bool:
+        allowed = self.allowed_drop(trainer)
+        if allowed is None or self.baseline is None or self.baseline != self.baseline:
             return False
         drop = self.baseline - metric if self.monitor_mode == "max" else metric - self.baseline
-        return drop > self.max_drop + 1e-9
+        return drop > allowed + 1e-9
 
     def _target_reached(self, pl_module: L.LightningModule, trainer: L.Trainer) -> bool:
         flops, params = self._measure(trainer, pl_module)
@@ -287,18 +360,24 @@ class GradualGlobalPruning(Callback):
         if metric is None:
             return
         epoch = trainer.current_epoch
-        if self.baseline is None:
+        if not self.rows:
             if epoch + 1 >= self.warmup_epochs:
-                self.baseline = metric
+                self.baseline = metric if self.baseline is None else self.baseline
                 self._accept(trainer, pl_module, "baseline", metric)
             return
         if not self.pending or epoch < self.eval_epoch:
             return
         self.pending = False
-        if self._dropped_too_far(metric):
+        if self._dropped_too_far(metric, trainer):
             self._record(trainer, pl_module, "rejected", metric)
             self._restore(trainer, pl_module)
-            self._finish(trainer, f"{self.monitor} fell more than {self.max_drop} below the baseline {self.baseline:.4f}")
+            if self.mode != "one_shot" and self.ratio / 2 >= self.min_step_ratio - 1e-12:
+                self.ratio /= 2  # back off: retry a step half as large from the restored network
+                self.surgery_due = True
+                log.info("pruning step rejected; retrying with step_ratio %.4f", self.ratio)
+                return
+            self._finish(trainer, f"{self.monitor} fell more than {self.allowed_drop(trainer):.4f} below the "
+                                  f"baseline {self.baseline:.4f} at the smallest step")
             trainer.should_stop = True
             return
         self._accept(trainer, pl_module, "accepted", metric)
@@ -338,9 +417,17 @@ class GradualGlobalPruning(Callback):
         example = self._example(trainer, pl_module)
         graph = graph_ops.build_graph(pl_module, example)
         groups = graph_ops.neuron_groups(graph, self._ignored(pl_module, graph))
-        scores = self._scores(trainer, pl_module, groups)
-        if self.mode == "one_shot":
+        costs = graph_ops.neuron_costs(pl_module, groups, example)
+        scores = self._scores(trainer, pl_module, groups, costs)
+        if self.mode == "layerwise":
+            scores = layerwise_keys(scores)
+        flops = graph_ops.count_flops(pl_module, example)
+        floor = self.target_flops_ratio * self.base_flops if self.target_flops_ratio is not None else 0.0
+        if self.mode == "one_shot" and self.target_flops_ratio is None:
             selection = self._one_shot_selection(trainer, pl_module, groups, scores)
+        elif self.mode == "one_shot" or self.step_unit == "flops":
+            budget = flops - floor if self.mode == "one_shot" else min(self.ratio * flops, flops - floor)
+            selection = self._flops_selection(pl_module, example, groups, scores, costs, budget, flops)
         else:
             selection = self.select(scores)
         removed = sum(len(s) for s in selection)
@@ -350,21 +437,48 @@ class GradualGlobalPruning(Callback):
         self.history.extend(graph_ops.prune_groups(graph, groups, selection))
         self.step += 1
         self.pending = True
-        self.eval_epoch = trainer.current_epoch + self.every_n_epochs - 1
+        self.eval_epoch = trainer.current_epoch + self.finetune_epochs - 1
         self._rebuild_training(trainer, pl_module)
         log.info("pruning step %d removed %d neurons", self.step, removed)
         return removed
 
     def select(self, scores: list[torch.Tensor]) -> list[list[int]]:
-        """Neurons to remove this step from scores already normalised."""
+        """Neurons to remove this step (``step_unit="neurons"``) from scores already normalised."""
         if self.mode == "layerwise":
-            return select_layerwise(scores, self.step_ratio, self.min_channels)
-        return select_global(scores, step_count([len(s) for s in scores], self.step_ratio), self.min_channels)
+            return select_layerwise(scores, self.ratio, self.min_channels)
+        return select_global(scores, step_count([len(s) for s in scores], self.ratio), self.min_channels)
 
-    def _scores(self, trainer: L.Trainer, pl_module: L.LightningModule, groups: list) -> list[torch.Tensor]:
-        if self.criterion == "l1":
-            raw = l1_scores(groups)
-        else:
+    def _flops_selection(self, pl_module: nn.Module, example: torch.Tensor, groups: list, scores: list[torch.Tensor],
+                         costs: list[float], budget: float, flops: int) -> list[list[int]]:
+        """The lowest-ranked neurons that save at least ``budget`` FLOPs (docs/pruning.md, "FLOPs steps").
+
+        Per-neuron costs overestimate what removing neighbours together saves, so the choice is
+        tried on a copy and the estimate raised by the shortfall until the real saving suffices.
+        """
+        estimate = budget
+        names = [g.name for g in groups]
+        selection = select_flops(scores, costs, estimate, self.min_channels)
+        for attempt in range(16):
+            trial = copy.deepcopy(pl_module)
+            trial_graph = graph_ops.build_graph(trial, example)
+            by_name = {g.name: g for g in graph_ops.neuron_groups(trial_graph, [])}
+            graph_ops.prune_groups(trial_graph, [by_name[n] for n in names], selection)
+            saved = flops - graph_ops.count_flops(trial, example)
+            if saved >= budget:
+                break
+            planned = sum(costs[g] * len(idxs) for g, idxs in enumerate(selection))
+            # above what is already chosen (so at least one more neuron joins), growing fast past cheap ones
+            estimate = planned + (budget - saved) * 2**attempt + 1e-6 * budget
+            wider = select_flops(scores, costs, estimate, self.min_channels)
+            if wider == selection:  # every layer at min_channels
+                break
+            selection = wider
+        return selection
+
+    def _scores(self, trainer: L.Trainer, pl_module: L.LightningModule, groups: list,
+                costs: list[float]) -> list[torch.Tensor]:
+        stats = None
+        if self.criterion in DATA_CRITERIA:
             batches = []
             for batch in self._loader(trainer):
                 if len(batches) >= self.calibration_batches:
@@ -373,13 +487,14 @@ class GradualGlobalPruning(Callback):
                     batch = {k: v for k, v in batch.items() if k != "skipped"}
                 batches.append(trainer.strategy.batch_to_device(batch))
             images = [_images(b) for b in batches if _images(b).numel()]
-            raw = activation_scores(pl_module, groups, images, pl_module, taylor=self.criterion == "taylor",
+            stats = response_scores(pl_module, groups, images, pl_module, taylor=self.criterion == "taylor",
                                     loss=lambda out, i: _task_loss(pl_module, batches[i]))
+        raw = criterion_scores(self.criterion, groups, stats)
         # docs/pruning.md (DDP): the all-reduced scores make every rank remove the same neurons.
         if trainer.world_size > 1 and raw:
             flat = trainer.strategy.reduce(torch.cat(raw).to(pl_module.device), reduce_op="mean").cpu()
             raw = list(flat.split([len(s) for s in raw]))
-        return normalise(raw, self.normalization)
+        return normalise(raw, self.normalization, costs)
 
     def _one_shot_selection(self, trainer: L.Trainer, pl_module: L.LightningModule, groups: list,
                             scores: list[torch.Tensor]) -> list[list[int]]:
@@ -409,12 +524,14 @@ class GradualGlobalPruning(Callback):
             strategy.configure_ddp()
         if trainer.state.fn == "fit" and strategy.optimizers:
             strategy.setup_optimizers(trainer)
-            with warnings.catch_warnings():  # bring epoch schedules back to where training is
-                warnings.simplefilter("ignore")
-                for config in strategy.lr_scheduler_configs:
-                    if config.interval == "epoch":
-                        for _ in range(trainer.current_epoch):
-                            config.scheduler.step()
+            if self.finetune_lr is None:
+                return  # the schedule restarts from the configured rate: a step gets a rate it can recover at
+            for optimizer in strategy.optimizers:  # each group keeps its ratio to the first group's rate
+                first = optimizer.param_groups[0]["lr"]
+                for group in optimizer.param_groups:
+                    group["lr"] = self.finetune_lr * group["lr"] / first if first else self.finetune_lr
+            for config in strategy.lr_scheduler_configs:
+                config.scheduler.base_lrs = [g["lr"] for g in config.scheduler.optimizer.param_groups]
 
     # -- the end --------------------------------------------------------------------------------------------
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -73,7 +73,8 @@ class NeuronGroup:
 
     ``name`` is the root layer's module name, ``width`` its current number of neurons, and
     ``sites`` the modules whose outputs are the neurons' pre-activations (the batch norm right
-    after a layer when there is one, else the layer itself).
+    after a layer when there is one, else the layer itself), ``consumers`` the layers whose input
+    channels are the neurons.
     """
 
     name: str
@@ -81,6 +82,8 @@ class NeuronGroup:
     width: int
     layers: list[nn.Module] = field(default_factory=list)
     sites: list[nn.Module] = field(default_factory=list)
+    consumers: list[nn.Module] = field(default_factory=list)  # layers that read the neurons (input channels)
+    group: tp.Group | None = None                             # torch-pruning's group (for its importances)
 
 
 def _site(graph: tp.DependencyGraph, layer: nn.Module) -> nn.Module:
@@ -97,12 +100,16 @@ def neuron_groups(graph: tp.DependencyGraph, ignored: Iterable[nn.Module]) -> li
     for group in graph.get_all_groups(ignored_layers=list(ignored), root_module_types=PRUNABLE):
         root = group[0].dep.target.module
         width = graph.get_out_channels(root)
-        item = NeuronGroup(names[root], root, width)
+        item = NeuronGroup(names[root], root, width, group=group)
         for dep, idxs in group:
             layer = dep.target.module
-            if isinstance(layer, PRUNABLE) and graph.is_out_channel_pruning_fn(dep.handler) and len(idxs) == width:
+            if not isinstance(layer, PRUNABLE) or len(idxs) != width:
+                continue
+            if graph.is_out_channel_pruning_fn(dep.handler):
                 item.layers.append(layer)
                 item.sites.append(_site(graph, layer))
+            elif graph.is_in_channel_pruning_fn(dep.handler):
+                item.consumers.append(layer)
         groups.append(item)
     order = {name: i for i, name in enumerate(names.values())}
     return sorted(groups, key=lambda item: order[item.name])
@@ -144,6 +151,42 @@ def count_flops(model: nn.Module, example: torch.Tensor, forward_fn: ForwardFn =
         forward_fn(model, example)
     model.train(was_training)
     return int(counter.get_total_flops())
+
+
+def neuron_costs(model: nn.Module, groups: Sequence[NeuronGroup], example: torch.Tensor,
+                 forward_fn: ForwardFn = _forward) -> list[float]:
+    """FLOPs one neuron of each group costs: its share of its own layers' FLOPs plus its share of the
+    FLOPs of the layers that read it (per-module counts of ``torch.utils.flop_counter``).
+
+    Removing neurons of two adjacent layers saves a little less than the sum of their costs (the
+    weights between them are counted twice), so the callback checks a step's real FLOPs after it.
+    """
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward_fn(model, example)
+    model.train(was_training)
+    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    prefix = type(model).__name__
+    names = {module: name for name, module in model.named_modules()}
+
+    def flops(layer: nn.Module) -> float:
+        return float(per_module.get(f"{prefix}.{names[layer]}", 0))
+
+    costs = []
+    for g in groups:
+        own = sum(flops(layer) / max(_out_width(layer), 1) for layer in g.layers)
+        read = sum(flops(layer) / max(_in_width(layer), 1) for layer in g.consumers if layer not in g.layers)
+        costs.append(own + read)
+    return costs
+
+
+def _out_width(m: nn.Module) -> int:
+    return m.out_channels if isinstance(m, nn.modules.conv._ConvNd) else m.out_features
+
+
+def _in_width(m: nn.Module) -> int:
+    return m.in_channels if isinstance(m, nn.modules.conv._ConvNd) else m.in_features
 
 
 def widths(model: nn.Module) -> dict[str, int]:

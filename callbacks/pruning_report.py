@@ -1,8 +1,9 @@
 """What gradual global pruning reports and leaves behind (docs/pruning.md).
 
 Per step: the widths of every layer, parameters, FLOPs and the monitored metric, written to the
-run folder as ``pruning.csv`` and ``pruning.png`` (metric against FLOPs ratio) and logged to
-W&B as a table and a line plot. At the end, the pruned network for deployment: the whole module
+run folder as ``pruning.csv``, ``pruning.png`` (metric against FLOPs ratio) and
+``pruning_layers.png`` (channels each layer lost at each accepted step, one bar per layer and
+step) and logged to W&B as a table, a line plot and one bar chart per step. At the end, the pruned network for deployment: the whole module
 pickled with its structure (``module.pt``) and a ``torch.export`` program (``program.pt2``), or a
 TorchScript trace when export is not possible.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class PruningReport:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._rows: list[dict[str, Any]] = []
 
     def frame(self, rows: list[dict[str, Any]]):
         import pandas as pd
@@ -37,9 +40,11 @@ class PruningReport:
         if not rows:
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        self._rows = rows
         frame = self.frame(rows)
         frame.to_csv(self.root / "pruning.csv", index=False)
         self.plot(frame, monitor)
+        self.plot_layers(rows)
         if final:
             self._log_wandb(frame, monitor, logger)
 
@@ -64,19 +69,59 @@ class PruningReport:
         fig.savefig(self.root / "pruning.png", dpi=120)
         plt.close(fig)
 
+    @staticmethod
+    def removed_per_step(rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, int]]]:
+        """``(step, {layer: channels removed})`` for every accepted step, against the network before it."""
+        kept = [r for r in rows if r["status"] in ("baseline", "accepted")]
+        return [(int(after["step"]), {name: width - after["widths"].get(name, width)
+                                      for name, width in before["widths"].items()})
+                for before, after in zip(kept, kept[1:], strict=False)]
+
+    def plot_layers(self, rows: list[dict[str, Any]]) -> None:
+        """Bar chart: channels removed per layer, one colour per accepted step (``pruning_layers.png``)."""
+        steps = self.removed_per_step(rows)
+        if not steps:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        layers = list(rows[0]["widths"])
+        fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(layers) + 2), 3.8))
+        width = 0.8 / len(steps)
+        x = np.arange(len(layers))
+        for k, (step, removed) in enumerate(steps):
+            ax.bar(x + k * width - 0.4 + width / 2, [removed.get(n, 0) for n in layers], width, label=f"step {step}")
+        ax.set_xticks(x, layers, rotation=70, ha="right", fontsize=7)
+        ax.set_ylabel("channels removed")
+        ax.set_title("Channels removed per layer and step")
+        ax.legend(fontsize=7, ncols=max(1, len(steps) // 8))
+        fig.tight_layout()
+        fig.savefig(self.root / "pruning_layers.png", dpi=120)
+        plt.close(fig)
+
     def _log_wandb(self, frame: Any, monitor: str, logger: Any) -> None:
         loggers = logger if isinstance(logger, list) else [logger]
         for lg in loggers:
-            if type(lg).__name__ != "WandbLogger":
+            if not isinstance(lg, WandbLogger):
                 continue
             try:
                 import wandb
 
                 table = wandb.Table(dataframe=frame)
-                lg.experiment.log({"pruning/steps": table,
-                                   "pruning/metric_vs_flops": wandb.plot.line(
-                                       table, "flops_ratio", monitor, title=f"{monitor} vs FLOPs ratio"),
-                                   "pruning/plot": wandb.Image(str(self.root / "pruning.png"))})
+                media = {"pruning/steps": table,
+                         "pruning/metric_vs_flops": wandb.plot.line(
+                             table, "flops_ratio", monitor, title=f"{monitor} vs FLOPs ratio"),
+                         "pruning/plot": wandb.Image(str(self.root / "pruning.png"))}
+                if (self.root / "pruning_layers.png").is_file():
+                    media["pruning/layers"] = wandb.Image(str(self.root / "pruning_layers.png"))
+                for step, removed in self.removed_per_step(self._rows):
+                    bars = wandb.Table(data=[[n, c] for n, c in removed.items()], columns=["layer", "removed"])
+                    media[f"pruning/removed_step{step}"] = wandb.plot.bar(
+                        bars, "layer", "removed", title=f"channels removed at step {step}")
+                lg.experiment.log(media)
             except Exception as err:  # a report must never break a finished run
                 warnings.warn(f"could not log the pruning report to W&B: {err}", stacklevel=2)
 

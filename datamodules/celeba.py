@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from affectlab.datamodules.face_attributes import CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES
 from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.sketch import DrawingCache, XDoG
 from affectlab.datamodules.splits import SplitLoaders
@@ -32,17 +33,6 @@ from affectlab.datamodules.vea.layouts import LayoutError
 
 log = logging.getLogger(__name__)
 
-CELEBA_ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)
-#: docs/advae.md (decision): hair colours, complexion, gender and age.
-DEFAULT_ATTRIBUTES: list[str] = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin",
-                                 "Rosy_Cheeks", "Male", "Young"]
 IMAGES, ATTR_FILE, PARTITION_FILE = "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"
 SPLIT_CODES = {"0": "train", "1": "val", "2": "test"}
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from affectlab.datamodules.face_attributes import DEFAULT_ATTRIBUTES
 from affectlab.datamodules.images import SkipReport, load_rgb
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,6 @@ class LineDrawings(L.LightningDataModule):
         super().__init__()
         if kind not in ("drawings", "photos", "auto"):
             raise ValueError(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
-        from affectlab.datamodules.celeba import DEFAULT_ATTRIBUTES
 
         self.root = Path(root).expanduser()
         self.kind = kind
@@ -200,7 +200,6 @@ class LineDrawings(L.LightningDataModule):
         """Write a few synthetic face photos under ``root`` (turned into drawings at predict time)."""
         import numpy as np
 
-        from affectlab.datamodules.celeba import DEFAULT_ATTRIBUTES
         from affectlab.datamodules.synthetic_faces import face_image, random_attributes
 
         root = Path(root)

@@ -234,7 +234,6 @@ class EmotionTask(L.LightningModule):
             total = self.all_gather(torch.stack([violated.sum(), violated.new_tensor(len(violated))]))
             total = total.reshape(-1, 2).sum(0)
             self.log(f"{stage}/violation_rate", total[0] / total[1].clamp(min=1))
-        self.last_confusion = metrics.confusion.compute().cpu()
         metrics.reset()
         self.violations[stage] = []
 

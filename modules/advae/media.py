@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
+
+from affectlab.callbacks.publish import publish
 
 #: Hair colours are one choice among several: asking for one turns the others off.
 HAIR_GROUP = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
@@ -104,9 +106,10 @@ def sweep_columns(names: list[str]) -> list[tuple[str, float]]:
 
 
 def log_grid(module, key: str, rows: list[torch.Tensor], caption: str = "") -> Path | None:
-    """Save a grid and log it to W&B; returns the PNG path (``None`` without a trainer).
+    """Publish a grid to the run folder and W&B (``callbacks/publish.py``); returns the PNG path.
 
     Each element of ``rows`` (``N×C×S×S`` in [0, 1], gray expanded to RGB) is one row of the grid.
+    ``None`` without a trainer.
     """
     trainer = getattr(module, "_trainer", None)
     if trainer is None or not rows:
@@ -114,11 +117,4 @@ def log_grid(module, key: str, rows: list[torch.Tensor], caption: str = "") -> P
     rows = [r.detach().float().cpu().clamp(0, 1) for r in rows]
     rows = [r.expand(-1, 3, -1, -1) if r.shape[1] == 1 else r for r in rows]
     grid = make_grid(torch.cat(rows), nrow=len(rows[0]), padding=1, pad_value=1.0)
-    folder = Path(trainer.default_root_dir) / "media"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key.replace('/', '_')}_epoch{trainer.current_epoch:03d}.png"
-    save_image(grid, path)
-    for logger in trainer.loggers:
-        if hasattr(logger, "log_image") and trainer.is_global_zero:
-            logger.log_image(key=key, images=[grid], caption=[caption or key])
-    return path
+    return publish(trainer, key, grid, caption or key)

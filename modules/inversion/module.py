@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
+from affectlab.callbacks.publish import publish
 from affectlab.modules.inversion import codes
 from affectlab.modules.inversion.denoise import from_unit, postprocess
 from affectlab.modules.inversion.grids import save_grid
@@ -340,9 +340,7 @@ class InversionModule(LightningModule):
         folder = Path(self.trainer.default_root_dir if self._trainer is not None else ".")
         path = save_grid(grid, folder / f"{self.grid_name}.png", row_labels,
                          title=f"{type(self).__name__} — {Path(self.hparams.network).name}, {self.iteration} iterations")
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key=f"inversion/{self.grid_name}", images=[str(path)])
+        publish(self._trainer, f"inversion/{self.grid_name}", path)
         return path
 
 

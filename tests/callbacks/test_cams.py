@@ -63,7 +63,7 @@ def test_the_logger_writes_heat_maps_and_agreement_every_validation_epoch(tmp_pa
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         callbacks=[LDCAMLogger(num_images=2)], default_root_dir=tmp_path)
     trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
-    assert sorted(p.name for p in (tmp_path / "cams").glob("*.png")) == ["epoch000.png", "epoch001.png"]
+    assert sorted(p.name for p in (tmp_path / "media").glob("val_ldcam_*.png")) == ["val_ldcam_e000.png", "val_ldcam_e001.png"]
     for key in ("val/cam_auc_l1", "val/cam_auc_l2", "val/cam_inside_outside_l2"):
         assert 0 <= float(trainer.callback_metrics[key]) <= (1 if "auc" in key else 100), key
 

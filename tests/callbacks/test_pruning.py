@@ -16,8 +16,13 @@ from torch import nn
 from affectlab.callbacks import pruning_graph as g
 from affectlab.callbacks.pruning import GradualGlobalPruning
 from affectlab.callbacks.pruning_importance import (
+    CRITERIA,
     activation_scores,
+    criterion_scores,
+    layerwise_keys,
     normalise,
+    response_scores,
+    select_flops,
     select_global,
     select_layerwise,
 )
@@ -131,7 +136,7 @@ def test_removing_all_zero_neurons_leaves_outputs_unchanged():
 class ScriptedMetric(SmallCNNClassifier):
     """Logs a scripted ``val/acc`` per epoch so the stop rule can be driven exactly."""
 
-    script = (0.90, 0.895, 0.50, 0.90, 0.90)
+    script = (0.90, 0.895, 0.50, 0.50, 0.90, 0.90)
 
     def on_validation_epoch_end(self) -> None:
         self.metrics["val"].reset()
@@ -152,22 +157,53 @@ def fashion_sample(tmp_path_factory) -> dict:
     return FashionMNIST.write_sample(tmp_path_factory.mktemp("fashion"), train=80, test=20)
 
 
-def test_stop_rule_restores_the_last_accepted_network(fashion_sample, tmp_path):
+def test_stop_rule_backs_off_then_restores_the_last_accepted_network(fashion_sample, tmp_path):
+    """Step 2 falls too far: restore, halve the step, retry; the retry falls too: restore and stop."""
     data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
-    model = ScriptedMetric(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8)
-    pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.2, max_drop=0.01, calibration_batches=1,
-                                   export=False)
+    model = ScriptedMetric(taxonomy=data.taxonomy_spec, in_channels=1, widths=[8, 16], hidden=16)
+    pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.4, min_step_ratio=0.2, step_unit="neurons",
+                                   max_drop=0.01, max_drop_unit="absolute", calibration_batches=1, export=False)
     keep = KeepAccepted(pruning)
-    trainer = L.Trainer(max_epochs=5, callbacks=[pruning, keep], logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_epochs=6, callbacks=[pruning, keep], logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, data)
-    assert [r["status"] for r in pruning.rows] == ["baseline", "accepted", "rejected"]
-    assert trainer.current_epoch == 3  # stopped right after the rejected step
-    assert pruning.done and pruning.rows[2]["widths"] != pruning.rows[1]["widths"]
+    assert [r["status"] for r in pruning.rows] == ["baseline", "accepted", "rejected", "rejected"]
+    assert trainer.current_epoch == 4  # stopped right after the retry was rejected, not after the first rejection
+    total = sum(pruning.rows[1]["widths"].values())
+    removed = [total - sum(r["widths"].values()) for r in pruning.rows[2:]]
+    assert removed[1] < removed[0] and abs(removed[1] - removed[0] / 2) <= 1  # the retry is half the step
+    assert pruning.ratio == 0.2 and pruning.done and "smallest step" in pruning.reason
     assert g.widths(model) == pruning.rows[1]["widths"]
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in keep.saved.items())
     assert (tmp_path / "pruning.csv").is_file() and (tmp_path / "pruning.png").is_file()
+
+
+def test_one_rejection_without_room_to_back_off_stops(fashion_sample, tmp_path):
+    data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
+    model = ScriptedMetric(taxonomy=data.taxonomy_spec, in_channels=1, widths=[8, 16], hidden=16)
+    pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.2, min_step_ratio=0.2, max_drop=0.01,
+                                   max_drop_unit="absolute", calibration_batches=1, export=False)
+    trainer = L.Trainer(max_epochs=6, callbacks=[pruning], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    assert [r["status"] for r in pruning.rows] == ["baseline", "accepted", "rejected"] and trainer.current_epoch == 3
+
+
+def test_max_drop_in_standard_errors_scales_with_the_validation_set():
+    pruning = GradualGlobalPruning(max_drop=2.0, max_drop_unit="se")
+    pruning.baseline = 0.9
+
+    class Loader:
+        dataset, batch_size = list(range(5000)), 100
+
+    class Trainer:
+        val_dataloaders, num_val_batches, world_size = Loader(), [50], 1
+
+    assert pruning.allowed_drop(Trainer()) == pytest.approx(2 * (0.9 * 0.1 / 5000) ** 0.5)
+    Trainer.num_val_batches = [10]  # limit_val_batches: only 1,000 images behind the metric
+    assert pruning.allowed_drop(Trainer()) == pytest.approx(2 * (0.9 * 0.1 / 1000) ** 0.5)
+    assert not pruning._dropped_too_far(0.9 - 0.018, Trainer()) and pruning._dropped_too_far(0.9 - 0.02, Trainer())
 
 
 def test_optimiser_is_rebuilt_over_the_new_parameters(fashion_sample, tmp_path):
@@ -269,7 +305,11 @@ def test_ddp_ranks_prune_the_same_neurons(fashion_sample, tmp_path):
 
 def test_comparison_modes_are_configured_by_mode():
     assert GradualGlobalPruning(mode="global_unnormalised").normalization == "none"
-    assert GradualGlobalPruning(mode="layerwise").normalization == "mean"
+    assert GradualGlobalPruning(mode="layerwise").normalization == GradualGlobalPruning().normalization
+    with pytest.raises(ValueError, match="baseline"):
+        GradualGlobalPruning(warmup_epochs=0)
+    with pytest.raises(ValueError, match="step_unit"):
+        GradualGlobalPruning(step_unit="params")
     with pytest.raises(ValueError, match="target_flops_ratio"):
         GradualGlobalPruning(mode="one_shot")
     with pytest.raises(ValueError, match="criterion"):
@@ -294,3 +334,103 @@ def test_feature_map_inversion_reads_the_pruned_network(cli_run):
     convs = [m.out_channels for m in pruned.net.features if isinstance(m, nn.Conv2d)]
     assert [trunk.sequential.get_submodule(f"conv1_{i}").out_channels for i in (1, 2)] == convs
     assert convs != [6, 8] and trunk(torch.randn(1, 3, 28, 28), ["relu1_2"])["relu1_2"].shape[1] == convs[1]
+
+
+# -- criteria, FLOPs steps ---------------------------------------------------------------------------------
+
+def _planted(seed: int = 0) -> tuple[SmallVGG, list]:
+    """A small VGG with a dead hidden unit (all-zero weights) and a constant conv channel (all-zero
+    conv weights, so batch norm outputs its shift β = 1 everywhere), beside useful neurons."""
+    torch.manual_seed(seed)
+    net = SmallVGG(1, (8, 8), pool_every=1, hidden=12, num_classes=4).eval()
+    with torch.no_grad():
+        for bn in (net.features[1], net.features[5]):
+            bn.running_mean.normal_(0, 0.1)
+            bn.weight.uniform_(0.5, 1.5)
+        net.features[4].weight[3] = 0          # constant channel 3 of the second conv
+        net.features[5].bias[3] = 1.0
+        net.classifier[1].bias.fill_(0.5)      # every hidden unit responds ...
+        net.classifier[1].weight[5] = 0        # ... but unit 5, dead
+        net.classifier[1].bias[5] = 0
+    return net, _groups(net)[1]
+
+
+def _planted_scores(criterion: str) -> tuple[torch.Tensor, torch.Tensor]:
+    net, groups = _planted()
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 4, (16,), generator=torch.Generator().manual_seed(3))
+    stats = response_scores(net, groups, [x], net, taylor=True,
+                            loss=lambda out, i: nn.functional.cross_entropy(out, y))
+    scores = normalise(criterion_scores(criterion, groups, stats), "l2")
+    return scores[1], scores[2]  # second conv, hidden layer
+
+
+def test_dead_and_constant_neurons_rank_below_useful_ones():
+    conv2, hidden = _planted_scores("std")
+    useful = torch.cat([conv2[torch.arange(8) != 3], hidden[torch.arange(12) != 5]])
+    assert hidden[5] < useful.min() and conv2[3] < useful.min(), (conv2, hidden)
+    assert select_global([torch.ones(8), conv2, hidden], count=2) == [[], [3], [5]]  # exactly these two go first
+    # the control: the mean response (the first default) scores the constant channel (β = 1) above useful ones
+    conv2, _ = _planted_scores("activation")
+    assert conv2[3] > conv2[torch.arange(8) != 3].median()
+
+
+def test_every_criterion_and_normalisation_scores_every_neuron():
+    net, groups = _planted()
+    stats = response_scores(net, groups, [X], net, taylor=True, loss=lambda out, i: out.logsumexp(1).mean())
+    costs = g.neuron_costs(net, groups, X[:1])
+    for criterion in CRITERIA:
+        for how in ("mean", "l2", "max", "none", "flops", "mean_flops"):
+            scores = normalise(criterion_scores(criterion, groups, stats), how, costs)
+            assert [len(s) for s in scores] == [8, 8, 12] and all(torch.isfinite(s).all() for s in scores)
+
+
+def test_neuron_costs_are_the_flops_one_neuron_saves():
+    net = SmallVGG(1, (8, 16, 16), pool_every=1, hidden=16, num_classes=5).eval()
+    graph, groups = _groups(net)
+    costs = g.neuron_costs(net, groups, X[:1])
+    before = g.count_flops(net, X[:1])
+    for i, grp in enumerate(groups):
+        trial = copy.deepcopy(net)
+        trial_graph, trial_groups = _groups(trial)
+        g.prune_groups(trial_graph, [trial_groups[i]], [[0]])
+        assert before - g.count_flops(trial, X[:1]) == pytest.approx(costs[i], rel=0.02), grp.name
+
+
+@pytest.mark.parametrize("share", [0.1, 0.3])
+def test_flops_steps_remove_about_the_asked_share_of_flops(fashion_sample, tmp_path, share):
+    data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
+    model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[16, 32, 32], hidden=32)
+    pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=share, max_drop=None, calibration_batches=1,
+                                   export=False)
+    trainer = L.Trainer(max_epochs=3, callbacks=[pruning], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    ratios = [r["flops_ratio"] for r in pruning.rows]
+    assert len(ratios) == 3
+    for before, after in zip(ratios, ratios[1:], strict=False):
+        assert share <= 1 - after / before <= share + 0.05, ratios  # the asked share, give or take one neuron
+
+
+@pytest.mark.parametrize("mode", ["global", "layerwise", "one_shot"])
+def test_a_trained_network_is_pruned_to_a_flops_target_from_the_first_epoch(fashion_sample, tmp_path, mode):
+    data = FashionMNIST(**{**fashion_sample, "batch_size": 32})
+    model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[16, 32, 32], hidden=32)
+    pruning = GradualGlobalPruning(mode=mode, warmup_epochs=0, baseline=0.9, step_ratio=0.3, max_drop=None,
+                                   target_flops_ratio=0.5, finetune_lr=1e-4, calibration_batches=1, export=False)
+    trainer = L.Trainer(max_epochs=4, callbacks=[pruning], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    assert pruning.rows[0]["status"] == "baseline" and pruning.rows[0]["flops_ratio"] == 1.0
+    assert 0.45 <= pruning.rows[-1]["flops_ratio"] <= 0.5 and pruning.reason
+    assert pruning.step == (1 if mode == "one_shot" else 2)
+    assert all(grp["lr"] == pytest.approx(1e-4) for grp in trainer.optimizers[0].param_groups)
+    if mode == "layerwise":  # the same share of every layer
+        kept = [w / full for w, full in zip(g.widths(model).values(), [16, 32, 32, 32], strict=False)]
+        assert max(kept) - min(kept) <= 0.15, g.widths(model)
+
+
+def test_layerwise_keys_take_the_same_share_of_every_layer():
+    keys = layerwise_keys([torch.rand(10), torch.rand(40) * 100])
+    chosen = select_flops(keys, [1.0, 1.0], budget=10)
+    assert [len(c) for c in chosen] == [2, 8]

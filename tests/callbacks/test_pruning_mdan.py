@@ -28,6 +28,13 @@ def test_mdan_is_pruned_physically_and_reloads(fi_sample, tmp_path):
     trainer.fit(model, data)
     after = sum(p.numel() for p in model.parameters())
     assert pruning.step >= 1 and after < before, (pruning.step, before, after)
+    # the report shows which layers lost how many channels at each step
+    from affectlab.callbacks.pruning_report import PruningReport
+
+    removed = PruningReport.removed_per_step(pruning.rows)
+    assert removed and all(sum(r.values()) > 0 for _, r in removed)
+    assert all(set(r) == set(pruning.rows[0]["widths"]) for _, r in removed)
+    assert (tmp_path / "pruning_layers.png").is_file()
     net = model.net
     assert net.global_head.out_features == 8
     assert [local.maps.out_channels for local in net.local] == [2, 8]  # heads keep every class

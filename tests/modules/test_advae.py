@@ -127,8 +127,8 @@ def test_validation_logs_control_accuracy_and_writes_grids(trained_stage1):
     rows = (Path(fit.default_root_dir) / "probe.csv").read_text().splitlines()
     assert rows[0] == "epoch,step,attribute,probe_acc,majority,gap" and len(rows) == 1 + 8
     media = {p.name for p in (Path(fit.default_root_dir) / "media").iterdir()}
-    assert {"val_reconstruction_epoch019.png", "val_attribute_sweep_epoch019.png",
-            "val_style_transfer_epoch019.png"} <= media
+    assert {"val_reconstruction_e019.png", "val_attribute_sweep_e019.png",
+            "val_style_transfer_e019.png"} <= media
 
 
 def test_stage2_loads_the_stage1_checkpoint_and_learns_against_it_frozen(trained_stage1, celeba, tmp_path):

@@ -298,7 +298,7 @@ def test_two_process_cpu_ddp_through_the_cli(tmp_path, fi_sample):
     assert len(checkpoints) == 1, list((tmp_path / "runs").rglob("*"))
     reloaded = MDAN.load_from_checkpoint(checkpoints[0], map_location="cpu")
     assert reloaded.taxonomy.name == "mikels"
-    assert list((tmp_path / "runs").rglob("cams/epoch000.png"))
+    assert list((tmp_path / "runs").rglob("media/val_ldcam_e000.png"))
     print(f"DDP run took {time.perf_counter() - start:.0f} s")
 
 

@@ -59,3 +59,34 @@ def test_no_citation_of_notes_outside_the_repository():
     if pattern.search((REPO / "README.md").read_text()):
         offenders.append("README.md")
     assert offenders == []
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Which affectlab module imports which (at any depth of the file, lazy imports included)."""
+    import ast
+
+    folders = {"affectlab": REPO / "affectlab", **{f"affectlab.{n}": REPO / n for n in GENERIC}}
+    modules: dict[str, Path] = {}
+    for package, folder in folders.items():
+        for path in folder.rglob("*.py"):
+            parts = list(path.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join([package, *parts])] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name and not name.startswith(t + ".")}
+    return graph
+
+
+def test_no_two_modules_import_each_other():
+    graph = _import_graph()
+    assert "affectlab.datamodules.celeba" in graph and graph["affectlab.datamodules.celeba"]  # the scan sees imports
+    mutual = sorted({tuple(sorted((a, b))) for a, targets in graph.items() for b in targets if a in graph.get(b, ())})
+    assert mutual == []

@@ -41,8 +41,8 @@ from affectlab.callbacks.lr_monitor import LRMonitor
 from affectlab.callbacks.media import EmotionMedia
 from affectlab.callbacks.predictions import PredictionsCSV
 from affectlab.callbacks.rng import ResumableRNG
+from affectlab.experiments import DESCRIPTION
 from affectlab.experiments.checkpoints import SafeCheckpointIO, check_source, checkpoint_errors
-from affectlab.experiments.launcher import DESCRIPTION
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"
 RUNS = Path(os.environ.get("AFFECTLAB_RUNS", "runs"))
@@ -522,16 +522,5 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
     )
 
 
-def console() -> None:
-    """The ``affectlab`` command (``experiments/launcher.py`` answers help, version and sweep first).
-
-    A user error ends the process with one message and a non-zero status; ``AFFECTLAB_DEBUG=1``
-    shows its traceback (``experiments/errors.py``).
-    """
-    from affectlab.experiments.launcher import console as launch
-
-    launch()
-
-
-if __name__ == "__main__":
-    console()
+if __name__ == "__main__":  # the command itself is experiments/launcher.py
+    main()

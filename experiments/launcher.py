@@ -12,12 +12,7 @@ import sys
 import textwrap
 
 import affectlab
-
-DESCRIPTION = (
-    "affectlab: hierarchical visual emotion analysis (MDAN), gradually global neuron pruning, AD-VAE "
-    "face synthesis from line drawings and feature map inversion, as one PyTorch Lightning experiment "
-    "framework. An experiment is a YAML file composed from model, data and trainer parts "
-    "(experiments/); every run gets its own folder under runs/.")
+from affectlab.experiments import DESCRIPTION
 
 #: The subcommands and what each does, in the order ``--help`` lists them.
 SUBCOMMANDS = {

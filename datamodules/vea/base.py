@@ -9,6 +9,7 @@ batches ``{"image": B×3×S×S, "label": B (leaf index), "index": B, "path": [B]
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -69,16 +70,17 @@ class ImageListDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, epoch = key if isinstance(key, tuple) else (key, None)
+        """``key``: an index, or ``(index, draw seed)`` from ``EpochSampler``."""
+        index, draw_seed = key if isinstance(key, tuple) else (key, None)
         rel, label = self.samples[index]
         image = load_rgb(self.root / rel)
         if image is None:
             return {"skipped": rel}
-        if epoch is None:
+        if draw_seed is None:
             return self._transform(image, rel, label, index)
-        # Augmentation drawn from (epoch, index) alone: identical after a resume, on any worker.
+        # The augmentation draws come from the sampler's seed alone: identical after a resume, on any worker.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(epoch * 1_000_003 + index)
+            torch.manual_seed(draw_seed)
             return self._transform(image, rel, label, index)
 
     def _transform(self, image: Image.Image, rel: str, label: int, index: int) -> dict[str, Any]:
@@ -97,12 +99,23 @@ class ImageListDataset(Dataset):
         return {"image": image, "label": label, "index": index, "path": rel, "stimuli": mask}
 
 
-class EpochSampler(Sampler):
-    """Shuffle (or class-balanced draw) seeded by ``(seed, epoch)``, yielding ``(index, epoch)``.
+def training_seed() -> int:
+    """The training seed: the one ``seed_everything`` set (``--seed_everything``), 0 when none was.
 
-    Lightning calls ``set_epoch`` before each epoch. Because the order and the augmentation seeds
-    depend on nothing but the seed and the epoch, a run resumed from a checkpoint sees exactly the
-    batches the uninterrupted run would have seen.
+    Lightning publishes it as ``PL_GLOBAL_SEED``, which its own distributed samplers read for their
+    shuffle; the single-process sampler below reads the same value, so one seed drives training
+    however it is launched, while ``data.seed`` stays the split protocol's.
+    """
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+class EpochSampler(Sampler):
+    """Shuffle (or class-balanced draw) seeded by ``(seed, epoch)``, yielding ``(index, draw seed)``.
+
+    ``seed`` is the training seed (``training_seed()``). Lightning calls ``set_epoch`` before each
+    epoch. The order and each draw's augmentation seed depend on nothing but the training seed, the
+    epoch and the draw's position, so a run resumed from a checkpoint sees exactly the batches and
+    pixels of the uninterrupted run, and another training seed sees other batches and other crops.
     """
 
     def __init__(self, num_samples: int, seed: int = 0, weights: torch.Tensor | None = None) -> None:
@@ -118,13 +131,17 @@ class EpochSampler(Sampler):
         return self.num_samples
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch)
+        # One SeedSequence per (seed, epoch): its first word seeds the order, the rest the draws.
+        sequence = np.random.SeedSequence([self.seed, self.epoch])
+        order_seed, *_ = sequence.generate_state(1, np.uint64)
+        generator = torch.Generator().manual_seed(int(order_seed) & 0x7FFF_FFFF_FFFF_FFFF)
         if self.weights is None:
             order = torch.randperm(self.num_samples, generator=generator)
         else:
             order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
-        epoch = self.epoch
-        return iter([(int(i), epoch) for i in order])
+        # A seed per draw (not per image): an image drawn twice by the balanced sampler gets two crops.
+        draws = sequence.spawn(1)[0].generate_state(self.num_samples, np.uint64) & 0x7FFF_FFFF_FFFF_FFFF
+        return iter([(int(i), int(d)) for i, d in zip(order, draws, strict=True)])
 
 
 def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -148,7 +165,10 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         batch_size: samples per batch (per device under DDP).
         num_workers: DataLoader workers.
         image_size: side of the square crop fed to the network.
-        seed: seed of the split protocol (not of training); the same on every machine.
+        seed: seed of the split protocol only (folds, carved validation); the same on every
+            machine. The order of training samples and their augmentation follow the training seed
+            (``--seed_everything``, see ``training_seed``), so repeats over training seeds vary
+            training on a fixed split.
         pin_memory: pin host memory (useful on GPU).
         persistent_workers: keep workers alive between epochs.
         balanced_sampling: sample training images with probability inversely proportional to their
@@ -161,6 +181,8 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
     taxonomy_name: ClassVar[str] = "mikels"
     layouts: ClassVar[tuple[Layout, ...]] = ()
     benchmark: ClassVar[str] = "vea"
+    #: image channels the network is built for (linked to the model's ``in_channels``)
+    num_channels: ClassVar[int] = 3
     #: per-channel mean and std the images are standardised with (0–1 RGB), for whoever feeds the trained network
     input_normalization: ClassVar[tuple[tuple[float, ...], tuple[float, ...]]] = (IMAGENET_MEAN, IMAGENET_STD)
 
@@ -317,7 +339,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
             weights = (1.0 / counts)[torch.tensor([label for _, label in dataset.samples], dtype=torch.long)]
         distributed = self.trainer is not None and self.trainer.world_size > 1
         if train and not distributed:
-            sampler = EpochSampler(len(dataset), self.seed, weights)
+            sampler = EpochSampler(len(dataset), training_seed(), weights)
         elif train and weights is not None:  # Lightning shards this sampler across ranks
             sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
         return DataLoader(

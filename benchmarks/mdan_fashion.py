@@ -124,10 +124,9 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     CSV.parent.mkdir(parents=True, exist_ok=True)
-    finished = done()
     for seed in args.seeds:  # seed-major: an interrupted study still has whole seeds of every variant
         for variant in args.variants:
-            if (variant, seed) in finished:
+            if (variant, seed) in done():  # re-read: processes running other seeds share the file
                 continue
             rows = run(variant, seed)
             new = not CSV.exists()

@@ -71,6 +71,7 @@ def format_table(rows: list[list[Any]], datamodule: Any) -> str:
         unreadable = [r[5] for r in split_rows if r[5] is not None]
         out.append(f"  {split}: {sum(r[4] for r in split_rows)} images, "
                    f"{sum(unreadable) if unreadable else '-'} unreadable, {sum(r[6] for r in split_rows)} missing")
+    out += [f"note: {note}" for note in datamodule.notes()] if hasattr(datamodule, "notes") else []
     out.append(f"taxonomy {taxonomy.name}: " + " → ".join(
         f"{name} ({n})" for name, n in zip(taxonomy.level_names, taxonomy.num_classes, strict=True)))
     for level in range(1, taxonomy.num_levels):

@@ -26,7 +26,7 @@ from affectlab.datamodules.hierarchy import Taxonomy
 from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea import index_cache
-from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
+from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits, check_order
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,9 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         class_weighted_loss: expose ``class_weights`` (inverse train frequency, mean 1), which the
             CLI links to the model's weighted cross-entropy; the other remedy for imbalance.
         cache_index: keep the sample index under ``runs/.index_cache`` (see ``index_cache``).
+        label_order: the class names in the order of a split file's integer labels, when they
+            follow another order than the release's (``index_order``) or the release has none;
+            integer labels are otherwise read in the release's order, or refused.
     """
 
     taxonomy_name: ClassVar[str] = "mikels"
@@ -183,6 +186,8 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
     benchmark: ClassVar[str] = "vea"
     #: image channels the network is built for (linked to the model's ``in_channels``)
     num_channels: ClassVar[int] = 3
+    #: the release's own order of class names for integer labels (``None``: the release uses names)
+    index_order: ClassVar[tuple[str, ...] | None] = None
     #: per-channel mean and std the images are standardised with (0–1 RGB), for whoever feeds the trained network
     input_normalization: ClassVar[tuple[tuple[float, ...], tuple[float, ...]]] = (IMAGENET_MEAN, IMAGENET_STD)
 
@@ -198,9 +203,11 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         balanced_sampling: bool = False,
         class_weighted_loss: bool = False,
         cache_index: bool = True,
+        label_order: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.label_order = check_order(label_order, self.taxonomy) if label_order else self.index_order
         self.root = Path(root).expanduser()
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -244,6 +251,10 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         """The protocol choices a layout reads besides the seed (``fold``, ``agree``); part of the cache key."""
         return {}
 
+    def notes(self) -> list[str]:
+        """What the reader changed in the release, one line each, for ``affectlab-data stats``."""
+        return []
+
     def stimuli_source(self) -> Callable[[str], Path | None] | None:
         """Where a sample's stimuli map lives, when the benchmark has them and the caller asked (EmotionROI)."""
         return None
@@ -283,7 +294,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         dropped here and counted in ``self.missing``, so an epoch never stalls on them.
         """
         layout = self.find_layout()
-        protocol = self.protocol()
+        protocol = {**self.protocol(), "index_order": self.label_order}
         watched = layout.watched(self.root)
         key = index_cache.cache_key(type(self).__name__, self.root, layout, {"seed": self.seed, **protocol})
         cached = index_cache.load(key, watched) if self.cache_index else None

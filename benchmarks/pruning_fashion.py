@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,8 +48,9 @@ def run(args: argparse.Namespace, mode: str, target: float | None, out: Path) ->
     data = FashionMNIST(root=args.root, batch_size=128, num_workers=0, val_size=args.val_size,
                         train_size=args.train_size, cache_dir=str(out / "data"))
     model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=args.widths, pool_every=1,
-                               hidden=args.hidden, lr=2e-3,
-                               step_size=args.lr_step)
+                               hidden=args.hidden,
+                               lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=args.lr_step)
+                               if args.lr_step else None)
     pruning = GradualGlobalPruning(criterion="activation", normalization="mean", mode=mode,
                                    step_ratio=args.step_ratio, min_channels=2, warmup_epochs=args.warmup,
                                    every_n_epochs=1, max_drop=0.01 if mode == "global" else None,

@@ -1,6 +1,7 @@
 """The one command line: ``affectlab fit|validate|test|predict -c CONFIG`` (LightningCLI), and ``affectlab sweep``.
 
-Only wiring lives here: what the model needs from the data is linked, never typed twice; every
+Only wiring lives here: experiment files compose model, data and trainer parts (``compose:``);
+what the model needs from the data is linked, never typed twice; every
 run gets its own folder ``runs/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
 ``checkpoints/``, the W&B run and ``predictions.csv``; W&B stays offline unless the user opts in.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
@@ -59,6 +61,80 @@ def _run_dir(config: Any) -> Path:
     return RUNS / _run_name(config) / run_id
 
 
+PART_FOLDERS = ("model", "data", "trainer", "defaults")
+
+
+def _compose_list(path: Path) -> list[Path]:
+    """The part files an experiment file names under ``compose:``, resolved against its folder."""
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return []  # the parser reports what is wrong with the file itself
+    parts = spec.get("compose") if isinstance(spec, dict) else None
+    if not parts:
+        return []
+    if isinstance(parts, str):
+        parts = [parts]
+    resolved = [(path.parent / str(part)).resolve() for part in parts]
+    missing = [str(part) for part in resolved if not part.is_file()]
+    if missing:
+        raise SystemExit(f"error: {path} composes missing file(s): {', '.join(missing)}")
+    return resolved
+
+
+def expand_compositions(argv: list[str]) -> list[str]:
+    """Put the parts of every composed experiment file before it, as repeated ``-c``.
+
+    ``-c experiments/mdan/fi.yaml`` whose file says ``compose: [../model/mdan.yaml, ../data/fi.yaml,
+    ../trainer/paper.yaml]`` becomes ``-c .../model/mdan.yaml -c .../data/fi.yaml -c .../trainer/paper.yaml
+    -c experiments/mdan/fi.yaml``: the parts load in order and the file's own keys override them
+    (docs/design.md, "Configs from parts"). Parts may compose parts.
+    """
+
+    def expand(path: Path, seen: tuple[Path, ...]) -> list[str]:
+        if path.resolve() in seen:
+            raise SystemExit(f"error: {path} composes itself")
+        out: list[str] = []
+        parts = _compose_list(path)
+        for part in parts:
+            out += expand(part, (*seen, path.resolve()))
+        # The relative names are spent once loaded: the saved config.yaml, rerun from the run folder,
+        # must not look for them there (the files used are listed under `config`).
+        return [*out, "-c", str(path), *(["--compose", "null"] if parts else [])]
+
+    result: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            result += expand(Path(argv[i + 1]), ())
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            result += expand(Path(arg.split("=", 1)[1]), ())
+        else:
+            result.append(arg)
+        i += 1
+    return result
+
+
+def composed(path: str | Path) -> dict[str, Any]:
+    """The experiment file with its parts merged in (dicts merged key by key, later wins)."""
+
+    def merge(base: dict, top: dict) -> dict:
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    args = expand_compositions(["-c", str(path)])
+    spec: dict[str, Any] = {}
+    for file in (args[i + 1] for i, a in enumerate(args[:-1]) if a == "-c"):
+        spec = merge(spec, yaml.safe_load(Path(file).read_text()) or {})
+    spec.pop("compose", None)
+    return spec
+
+
 def _drop_unaccepted_checkpoint_kwargs(model: Any) -> None:
     """Forget values a checkpoint recorded for links the model class does not take.
 
@@ -88,6 +164,9 @@ class AffectLabCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
         parser.add_lightning_class_args(EmotionMedia, "media")
         parser.add_lightning_class_args(ResumableRNG, "rng")
+        parser.add_argument("--compose", type=list[str] | None, default=None,
+                            help="part files an experiment file is composed of, loaded before it "
+                                 "(written in the file; see docs/design.md, 'Configs from parts')")
         parser.add_argument("--name", type=str | None, default=None,
                             help="run name (default: the experiment file's folder and stem)")
         # What the model needs from the data is linked, never typed twice (docs/design.md, "Wiring").
@@ -135,6 +214,7 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
         if code:
             raise SystemExit(code)
         return None
+    argv = expand_compositions(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
     # Epoch metrics come from torchmetrics, which already reduce across ranks.
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
@@ -148,7 +228,7 @@ def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None
         save_config_kwargs={"overwrite": True},
         parser_kwargs={sub: {"default_config_files": [str(DEFAULTS / "trainer.yaml"), str(DEFAULTS / "logger.yaml")]}
                        for sub in ("fit", "validate", "test", "predict")},
-        args=args,
+        args=argv,
         run=run,
         auto_configure_optimizers=False,
     )

@@ -30,7 +30,7 @@ class EmotionClassifier(EmotionTask):
         dropout: dropout before the head.
         class_weights: weight the cross-entropy by inverse class frequency (set by the data
             module's ``class_weights`` link when the run asks for it).
-        **kwargs: optimiser settings of ``EmotionTask``.
+        **kwargs: ``optimizer``, ``lr_scheduler``, ``backbone_lr_mult`` of ``EmotionTask``.
     """
 
     def __init__(
@@ -42,14 +42,9 @@ class EmotionClassifier(EmotionTask):
         in_channels: int = 3,
         dropout: float = 0.0,
         class_weights: list[float] | None = None,
-        lr: float = 1e-3,
-        backbone_lr_mult: float = 0.1,
-        optimizer: str = "sgd",
-        weight_decay: float = 1e-4,
-        step_size: int = 7,
-        gamma: float = 0.1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(taxonomy, lr, backbone_lr_mult, optimizer, weight_decay, step_size, gamma)
+        super().__init__(taxonomy, **kwargs)
         self.hparams["weights"] = weights_name(backbone, weights) if pretrained else None
         self.backbone = Backbone(backbone, pretrained, weights, in_channels)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(self.backbone.out_channels,

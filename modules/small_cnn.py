@@ -50,7 +50,8 @@ class SmallCNNClassifier(EmotionTask):
         dropout: dropout before the logits.
         image_size: linked from the data; kept in the hyperparameters only (the network pools
             globally, so any size works).
-        **kwargs: optimiser settings of ``EmotionTask`` (``backbone_lr_mult`` 1: nothing is pretrained).
+        backbone_lr_mult: 1, nothing is pretrained.
+        **kwargs: ``optimizer`` (default AdamW, lr 2e-3, weight decay 5e-4), ``lr_scheduler`` of ``EmotionTask``.
     """
 
     def __init__(
@@ -62,15 +63,16 @@ class SmallCNNClassifier(EmotionTask):
         hidden: int = 128,
         dropout: float = 0.0,
         image_size: int | None = None,
-        lr: float = 2e-3,
         backbone_lr_mult: float = 1.0,
-        optimizer: str = "adamw",
-        weight_decay: float = 5e-4,
-        step_size: int = 0,
-        gamma: float = 0.1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(taxonomy, lr, backbone_lr_mult, optimizer, weight_decay, step_size, gamma)
+        super().__init__(taxonomy, backbone_lr_mult=backbone_lr_mult, **kwargs)
         self.net = SmallVGG(in_channels, tuple(widths), pool_every, hidden, self.taxonomy.num_classes[-1], dropout)
+
+    @staticmethod
+    def default_optimizer(params: Any) -> torch.optim.Optimizer:
+        """AdamW, lr 2e-3, weight decay 5e-4 (docs/pruning.md)."""
+        return torch.optim.AdamW(params, lr=2e-3, weight_decay=5e-4)
 
     def compute(self, images: torch.Tensor) -> dict[str, Any]:
         logits = self.net(images)                                     # B×n_K

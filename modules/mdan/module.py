@@ -59,7 +59,7 @@ class MDAN(EmotionTask):
         fuse: report the mean of the global and local probabilities instead of the global ones.
         level_weights: ``w_l`` of the global NLL per level (default all 1).
         lambda_local: ``λ``, the weight of the local cross-entropies.
-        lr, backbone_lr_mult, optimizer, weight_decay, step_size, gamma: see ``EmotionTask``.
+        **kwargs: ``optimizer``, ``lr_scheduler``, ``backbone_lr_mult`` of ``EmotionTask``.
     """
 
     def __init__(
@@ -79,14 +79,9 @@ class MDAN(EmotionTask):
         fuse: bool = False,
         level_weights: list[float] | None = None,
         lambda_local: float = 1.0,
-        lr: float = 1e-3,
-        backbone_lr_mult: float = 0.1,
-        optimizer: str = "sgd",
-        weight_decay: float = 1e-4,
-        step_size: int = 7,
-        gamma: float = 0.1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(taxonomy, lr, backbone_lr_mult, optimizer, weight_decay, step_size, gamma)
+        super().__init__(taxonomy, **kwargs)
         if hierarchy_mode not in HIERARCHY_MODES:
             raise ValueError(f"hierarchy_mode must be one of {HIERARCHY_MODES}, got {hierarchy_mode!r}")
         levels = self.taxonomy.num_levels

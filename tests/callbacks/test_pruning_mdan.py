@@ -19,7 +19,7 @@ def _one_thread(one_thread_module):
 def test_mdan_is_pruned_physically_and_reloads(fi_sample, tmp_path):
     L.seed_everything(0)
     data = FI(root=str(fi_sample), batch_size=16, num_workers=0, image_size=32)
-    model = MDAN("mikels", backbone="resnet18", pretrained=False, lr=1e-3, backbone_lr_mult=1.0, step_size=0)
+    model = MDAN("mikels", backbone="resnet18", pretrained=False, backbone_lr_mult=1.0)
     before = sum(p.numel() for p in model.parameters())
     pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.1, max_drop=None, calibration_batches=1)
     trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, accelerator="cpu", logger=False,

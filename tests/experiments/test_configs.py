@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from affectlab.experiments.cli import main
+from affectlab.experiments.cli import composed, main
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 PRESETS = sorted((EXPERIMENTS / "defaults").glob("*.yaml"))
-NOT_EXPERIMENTS = {"defaults", "sweeps", "slurm"}
+#: Parts (model/, data/, trainer/) and presets compose experiments; they are not runs on their own.
+NOT_EXPERIMENTS = {"defaults", "sweeps", "slurm", "model", "data", "trainer"}
 CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.relative_to(EXPERIMENTS).parts[0] not in NOT_EXPERIMENTS)
 
 
@@ -46,7 +47,7 @@ SMALL_DATA = {"batch_size": 2, "image_size": 64, "num_workers": 0}
 
 def overrides(config: Path, tmp_path: Path) -> list[str]:
     """CLI arguments that point ``config`` at generated data and switch off pretrained weights."""
-    spec = yaml.safe_load(config.read_text())
+    spec = composed(config)
     args = []
     data = spec.get("data") or {}
     if "class_path" in data:
@@ -81,7 +82,7 @@ def test_experiment_prints_its_config(config: Path, tmp_path: Path, capsys):
         main(["fit", "-c", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["class_path"] == yaml.safe_load(config.read_text())["model"]["class_path"]
+    assert printed["model"]["class_path"] == composed(config)["model"]["class_path"]
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)

@@ -54,20 +54,21 @@ def test_three_trial_sweep_on_the_sample_set_prints_a_leaderboard(fi_sample, mon
     trials = state["trials"]
     assert [t["state"] for t in trials] == ["finished"] * 3, [t.get("error") for t in trials]
     # The grid's first three points, in the engine's order.
+    adamw = {"class_path": "torch.optim.AdamW", "init_args": {"weight_decay": 0.0001}}
     assert [t["params"] for t in trials] == [
-        {"model.init_args.lr": 0.01, "model.init_args.optimizer": "adamw"},
-        {"model.init_args.lr": 0.01, "model.init_args.optimizer": "sgd"},
-        {"model.init_args.lr": 0.003, "model.init_args.optimizer": "adamw"}]
+        {"model.init_args.optimizer": adamw, "model.init_args.optimizer.init_args.lr": lr}
+        for lr in (0.01, 0.003, 0.001)]
     for trial in trials:
         assert 0.0 <= trial["metric"] <= 1.0
         run_dir = Path(trial["run_dir"])
         run_config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        assert run_config["model"]["init_args"]["lr"] == trial["params"]["model.init_args.lr"]
-        assert run_config["model"]["init_args"]["optimizer"] == trial["params"]["model.init_args.optimizer"]
+        optimizer = run_config["model"]["init_args"]["optimizer"]
+        assert optimizer["class_path"] == "torch.optim.AdamW"
+        assert optimizer["init_args"]["lr"] == trial["params"]["model.init_args.optimizer.init_args.lr"]
         assert run_config["trainer"]["max_epochs"] == 1  # the extra arguments reach every trial
         assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
     table = [line for line in out.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| rank | trial | state | val/acc (best) | last | epochs | model.lr | model.optimizer")
+    assert table[0].startswith("| rank | trial | state | val/acc (best) | last | epochs | model.optimizer | model.optimizer.lr")
     assert len(table) == 1 + 3
     assert (sweep.sweeps_root() / "baseline_demo" / "leaderboard.md").read_text().count("trial-") == 3
 

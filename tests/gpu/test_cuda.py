@@ -5,6 +5,8 @@ Skipped without a CUDA device; `make test` on a GPU box runs them (about a minut
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning as L
 import pytest
 import torch
@@ -61,8 +63,8 @@ def test_mdan_trains_in_bf16_mixed_precision_on_the_gpu(tmp_path):
     L.seed_everything(0)
     data = FI(root=str(make_fi_sample(tmp_path / "fi", per_class=20, size=32)), num_workers=0, batch_size=16,
               image_size=32)
-    model = MDAN("mikels", backbone="resnet18", pretrained=False, lr=0.01, backbone_lr_mult=1.0,
-                 optimizer="adamw", step_size=0)
+    model = MDAN("mikels", backbone="resnet18", pretrained=False, backbone_lr_mult=1.0,
+                 optimizer=partial(torch.optim.AdamW, lr=0.01))
     trainer = _trainer(tmp_path, "gpu", max_epochs=4, precision="bf16-mixed", limit_val_batches=0)
     trainer.fit(model, datamodule=data)
     metrics = trainer.test(model, datamodule=data, verbose=False)[0]

@@ -1,6 +1,9 @@
 """The flat baseline: shapes, gradients, consistent levels, learning, checkpoint reload."""
 
+from functools import partial
+
 import lightning as L
+import pytest
 import torch
 
 from affectlab.datamodules.vea import FI
@@ -25,8 +28,13 @@ def test_every_parameter_gets_a_gradient():
 
 
 def test_backbone_gets_the_smaller_learning_rate():
-    model = EmotionClassifier("mikels", backbone="resnet18", pretrained=False, lr=0.01, backbone_lr_mult=0.1)
-    groups = {g["name"]: g for g in model.configure_optimizers()["optimizer"].param_groups}
+    model = EmotionClassifier("mikels", backbone="resnet18", pretrained=False, backbone_lr_mult=0.1,
+                              optimizer=partial(torch.optim.SGD, lr=0.01),
+                              lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=7))
+    config = model.configure_optimizers()
+    groups = {g["name"]: g for g in config["optimizer"].param_groups}
+    # The schedule decays from each group's own learning rate.
+    assert config["lr_scheduler"]["scheduler"].base_lrs == pytest.approx([0.01, 0.001])
     assert groups["heads"]["lr"] == 0.01 and abs(groups["backbone"]["lr"] - 0.001) < 1e-12
     assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
 
@@ -36,8 +44,8 @@ def test_baseline_learns_the_sample_set_well_above_chance(fi_sample, tmp_path):
     data = FI(root=str(fi_sample), batch_size=16, num_workers=0, image_size=48)
     data.setup("fit")
     data.splits["val"] = data.splits["test"]  # a bigger held-out set for a steadier estimate
-    model = EmotionClassifier("mikels", backbone="resnet18", pretrained=False, lr=3e-3, backbone_lr_mult=1.0,
-                              optimizer="adamw", step_size=0)
+    model = EmotionClassifier("mikels", backbone="resnet18", pretrained=False, backbone_lr_mult=1.0,
+                              optimizer=partial(torch.optim.AdamW, lr=3e-3))
     trainer = L.Trainer(max_epochs=8, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.fit(model, data)

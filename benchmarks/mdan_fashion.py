@@ -2,7 +2,7 @@
 
 Trains the flat baseline and MDAN with its ablation rows (full, no MCCA, no LDCAM, global only,
 local only) from the same config (``experiments/mdan/fashion.yaml``: ResNet-18 from scratch, 40 px,
-2,500 training images, 2 epochs) over several training seeds, and evaluates each on the same 2,000
+2,500 training images, one epoch) over several training seeds, and evaluates each on the same 2,000
 test images. Mask mode changes only what is reported (docs/mdan.md), so its row is the full
 model's test pass with ``hierarchy_mode: mask``; the fused row likewise. One CSV row per run and
 reported prediction in ``benchmarks/results/mdan_fashion.csv``; runs already there are skipped,
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import importlib
 import logging
 import os
 import time
@@ -54,8 +56,12 @@ def run(variant: str, seed: int) -> list[dict]:
     model_args, data_args, trainer_args = settings()
     L.seed_everything(seed, verbose=False)
     data = FashionMNIST(**data_args)
-    common = {k: model_args[k] for k in ("backbone", "pretrained", "weights", "lr", "backbone_lr_mult", "optimizer",
-                                          "weight_decay", "step_size")}
+    spec = model_args["optimizer"]  # class_path + init_args, as the CLI reads it
+    module, name = spec["class_path"].rsplit(".", 1)
+    optimizer = functools.partial(getattr(importlib.import_module(module), name), **spec.get("init_args", {}))
+    model_args = {**model_args, "optimizer": optimizer}
+    common = {k: model_args[k] for k in ("backbone", "pretrained", "weights", "backbone_lr_mult", "optimizer",
+                                          "lr_scheduler")}
     if VARIANTS[variant] is None:
         model = EmotionClassifier(data.taxonomy_spec, in_channels=data.num_channels, **common)
     else:

@@ -169,6 +169,9 @@ class AffectLabCLI(LightningCLI):
                                  "(written in the file; see docs/design.md, 'Configs from parts')")
         parser.add_argument("--name", type=str | None, default=None,
                             help="run name (default: the experiment file's folder and stem)")
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after fit, test the best checkpoint (by the checkpoint monitor) in the same "
+                                 "run: what a cross-validation fold or a seed repeat reports")
         # What the model needs from the data is linked, never typed twice (docs/design.md, "Wiring").
         parser.link_arguments("data.taxonomy_spec", "model.init_args.taxonomy", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="instantiate")
@@ -199,6 +202,15 @@ class AffectLabCLI(LightningCLI):
                     args["name"] = f"{_run_name(config)}/{run_dir.name}"
         if config.get("checkpoint") is not None and not config["checkpoint"].get("dirpath"):
             config["checkpoint"]["dirpath"] = str(run_dir / "checkpoints")
+
+
+    def after_fit(self) -> None:
+        """``--test_after_fit``: the test split, once, with the checkpoint validation chose (never by test)."""
+        if not self.config[self.subcommand].get("test_after_fit"):
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = getattr(checkpoint, "best_model_path", "") if checkpoint is not None else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:

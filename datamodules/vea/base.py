@@ -42,10 +42,15 @@ def train_transform(size: int) -> v2.Compose:
     ])
 
 
-def eval_transform(size: int) -> v2.Compose:
-    """Resize to size/0.875 then center crop, the ImageNet evaluation convention."""
+def eval_transform(size: int, resize: int | None = None) -> v2.Compose:
+    """Resize the shorter side to ``resize`` then center crop ``size``.
+
+    ``resize=None`` is ``size / 0.875``, the ImageNet evaluation convention (this project's default);
+    the VEA lineage (WSCNet's public code) evaluates with Resize(448) + CenterCrop(448), i.e.
+    ``resize == size`` (docs/mdan.md, "Training settings").
+    """
     return v2.Compose([
-        v2.ToImage(), v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size),
+        v2.ToImage(), v2.Resize(resize or round(size / 0.875), antialias=True), v2.CenterCrop(size),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
 
@@ -165,6 +170,9 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         batch_size: samples per batch (per device under DDP).
         num_workers: DataLoader workers.
         image_size: side of the square crop fed to the network.
+        eval_resize: the shorter side validation and test images are resized to before the
+            center crop (``None``: ``image_size / 0.875``, the ImageNet convention; 448 with
+            ``image_size`` 448 is the VEA lineage's Resize(448) + CenterCrop(448)).
         seed: seed of the split protocol only (folds, carved validation); the same on every
             machine. The order of training samples and their augmentation follow the training seed
             (``--seed_everything``, see ``training_seed``), so repeats over training seeds vary
@@ -197,6 +205,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 4,
         image_size: int = 224,
+        eval_resize: int | None = None,
         seed: int = 0,
         pin_memory: bool = True,
         persistent_workers: bool = False,
@@ -212,6 +221,9 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
+        if eval_resize is not None and eval_resize < image_size:
+            raise ValueError(f"eval_resize {eval_resize} is smaller than the crop image_size {image_size}")
+        self.eval_resize = eval_resize
         self.seed = seed
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers and num_workers > 0
@@ -338,7 +350,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
     # -- loaders -----------------------------------------------------------------------------------
     def dataset(self, split: str, train: bool = False) -> ImageListDataset:
         assert self.splits is not None, "call setup() first"
-        transform = train_transform(self.image_size) if train else eval_transform(self.image_size)
+        transform = train_transform(self.image_size) if train else eval_transform(self.image_size, self.eval_resize)
         return ImageListDataset(self.root, self.splits[split], transform, self.stimuli_source())
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:

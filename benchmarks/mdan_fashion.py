@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--summary", action="store_true", help="print the table from the CSV and stop")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the variants last to first: a second process per seed meets the first halfway")
     args = parser.parse_args()
     if args.summary:
         print(summary())
@@ -130,9 +132,15 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     CSV.parent.mkdir(parents=True, exist_ok=True)
+    claims = CSV.parent / ".claims"
+    claims.mkdir(exist_ok=True)
     for seed in args.seeds:  # seed-major: an interrupted study still has whole seeds of every variant
-        for variant in args.variants:
+        for variant in (reversed(args.variants) if args.reverse else args.variants):
             if (variant, seed) in done():  # re-read: processes running other seeds share the file
+                continue
+            try:  # one process per run: the claim is a file created exclusively
+                (claims / f"{VARIANTS[variant] or 'flat'}-{seed}").open("x").close()
+            except FileExistsError:
                 continue
             rows = run(variant, seed)
             new = not CSV.exists()

@@ -8,7 +8,7 @@ model's test pass with ``hierarchy_mode: mask``; the fused row likewise. One CSV
 reported prediction in ``benchmarks/results/mdan_fashion.csv``; runs already there are skipped,
 so adding seeds reruns nothing. ``--summary`` prints the mean ± std table of benchmarks/RESULTS.md.
 
-    OMP_NUM_THREADS=1 python benchmarks/mdan_fashion.py --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/mdan_fashion.py --seeds 0 1 2   # add --reverse in a second process to halve the wall time
     python benchmarks/mdan_fashion.py --summary
 """
 
@@ -138,17 +138,21 @@ def main() -> None:
         for variant in (reversed(args.variants) if args.reverse else args.variants):
             if (variant, seed) in done():  # re-read: processes running other seeds share the file
                 continue
-            try:  # one process per run: the claim is a file created exclusively
-                (claims / f"{VARIANTS[variant] or 'flat'}-{seed}").open("x").close()
+            claim = claims / f"{VARIANTS[variant] or 'flat'}-{seed}"
+            try:  # one process per run: the claim is a file created exclusively, removed once the row is written
+                claim.open("x").close()
             except FileExistsError:
                 continue
-            rows = run(variant, seed)
-            new = not CSV.exists()
-            with CSV.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerows(rows)
+            try:
+                rows = run(variant, seed)
+                new = not CSV.exists()
+                with CSV.open("a", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=FIELDS)
+                    if new:
+                        writer.writeheader()
+                    writer.writerows(rows)
+            finally:
+                claim.unlink(missing_ok=True)
             print(f"{variant} seed {seed}: " + ", ".join(f"{k}={rows[0][k]}" for k in FIELDS[2:5]) +
                   f", {rows[0]['train_seconds']} s", flush=True)
 

@@ -26,7 +26,15 @@ from affectlab.datamodules.hierarchy import Taxonomy
 from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea import index_cache
-from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits, check_order
+from affectlab.datamodules.vea.layouts import (
+    SPLITS,
+    ClassFolders,
+    Layout,
+    LayoutError,
+    Sample,
+    Splits,
+    check_order,
+)
 
 log = logging.getLogger(__name__)
 

@@ -145,10 +145,17 @@ def _drop_unaccepted_checkpoint_kwargs(model: Any) -> None:
         return
     module, name = model["class_path"].rsplit(".", 1)
     cls = getattr(importlib.import_module(module), name)
-    params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    accepted: set[str] = set()
+    for klass in cls.__mro__:  # follow **kwargs up to the base that finally takes them (EmotionTask)
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        accepted |= {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            break
+    else:  # **kwargs all the way up: anything may be taken
         return
-    for key in [k for k in model["dict_kwargs"] if k not in params]:
+    for key in [k for k in model["dict_kwargs"] if k not in accepted]:
         del model["dict_kwargs"][key]
 
 

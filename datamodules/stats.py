@@ -99,8 +99,10 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
 def datamodule_from_config(files: Sequence[str], overrides: Sequence[tuple[str, str]] = ()) -> Any:
     """Build the ``data`` section of experiment files (later files and overrides win)."""
     config: dict[str, Any] = {}
+    from affectlab.experiments.cli import composed  # experiment files may be composed of parts
+
     for file in files:
-        data = (yaml.safe_load(Path(file).read_text()) or {}).get("data") or {}
+        data = (composed(file) or {}).get("data") or {}
         if "class_path" in data:
             config.setdefault("data", {})["class_path"] = data["class_path"]
         config.setdefault("data", {}).setdefault("init_args", {}).update(data.get("init_args") or {})

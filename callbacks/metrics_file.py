@@ -44,11 +44,11 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 class MetricsFile(Callback):
-    """Write ``{"history": [...], "final": {...}, "best": {...}}`` to ``<default_root_dir>/metrics.json``.
+    """Write ``{"history": [...], "final": {...}, "best": {...}, "test": {...}}`` to ``<default_root_dir>/metrics.json``.
 
     ``history`` holds one entry per validation (``epoch``, ``step`` and every scalar metric logged
     so far); ``final`` the metrics when fit ends; ``best`` the checkpoint callback's monitor and
-    best score. Only global rank 0 writes; under DDP the logged epoch metrics are already synced.
+    best score; ``test`` the ``test/*`` metrics of a test in the same process (``--test_after_fit``). Only global rank 0 writes; under DDP the logged epoch metrics are already synced.
 
     Args:
         filename: file name inside the run folder.
@@ -60,19 +60,21 @@ class MetricsFile(Callback):
         self.filename = filename
         self.stop_file = stop_file
         self.history: list[dict[str, float]] = []
+        self.written: dict[str, Any] = {}
 
     def _folder(self, trainer: pl.Trainer) -> Path:
         return Path(trainer.default_root_dir)
 
     def _write(self, trainer: pl.Trainer, **extra: Any) -> None:
+        self.written.update(extra)
         if trainer.is_global_zero:
-            write_json(self._folder(trainer) / self.filename, {"history": self.history, **extra})
+            write_json(self._folder(trainer) / self.filename, {"history": self.history, **self.written})
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # setup runs before a checkpoint is restored: a resumed fit (SLURM requeue, --ckpt_path)
         # gets its earlier epochs back from load_state_dict.
         if stage == "fit":
-            self.history = []
+            self.history, self.written = [], {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -101,3 +103,7 @@ class MetricsFile(Callback):
             best = {"monitor": checkpoint.monitor, "mode": checkpoint.mode,
                     "score": None if score is None else float(score), "path": checkpoint.best_model_path}
         self._write(trainer, final=scalar_metrics(trainer.callback_metrics), best=best)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = scalar_metrics(trainer.callback_metrics)
+        self._write(trainer, test={k: v for k, v in metrics.items() if k.startswith("test/")})

@@ -61,10 +61,12 @@ class DecodeCrop:
     """
 
     def __init__(self, size: int, train: bool, draft: bool = True, scale: Sequence[float] = (0.08, 1.0),
-                 ratio: Sequence[float] = (3 / 4, 4 / 3), flip_p: float = 0.5, oversample: float = 1.0) -> None:
+                 ratio: Sequence[float] = (3 / 4, 4 / 3), flip_p: float = 0.5, oversample: float = 1.0,
+                 resize: int | None = None) -> None:
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
         self.size = int(size)
+        self.resize = int(resize) if resize else eval_resize(self.size)  # evaluation: shorter side before the crop
         self.train = train
         self.draft = draft
         self.flip_p = flip_p
@@ -83,7 +85,7 @@ class DecodeCrop:
             return (left, top, left + params["width"], top + params["height"])
         # v2.Resize(int) then v2.CenterCrop, expressed as one box in the file's pixels.
         short, long = (width, height) if width <= height else (height, width)
-        new_short = eval_resize(self.size)
+        new_short = self.resize
         new_long = int(new_short * long / short)
         new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
         crop_top = int(round((new_h - self.size) / 2.0))

@@ -8,8 +8,10 @@ Two on-disk layouts are read, both through torchvision's ``FashionMNIST(download
   ``<cache_dir>/FashionMNIST/raw/`` where torchvision finds them.
 
 Batches are dicts like the VEA modules' (``{"image": B×1×S×S, "label", "index", "path"}``) so every
-``EmotionTask`` trains on them with a flat 10-class taxonomy. The validation set is a seeded
-random part of the 60,000 training images; the 10,000 official test images are the test set.
+``EmotionTask`` trains on them, with a flat 10-class taxonomy or, for MDAN's hierarchy study
+(docs/mdan.md, "Fashion-MNIST hierarchy study"), the two-level ``garments`` taxonomy: clothing,
+footwear and bags over the ten classes, whose indices stay the release's. The validation set is a
+seeded random part of the 60,000 training images; the 10,000 official test images are the test set.
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shi
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530  # pixel statistics of the training images
+
+#: Two levels over the release's ten classes (label i is CLASSES[i]): what a garment is worn on or for.
+GROUPS = ("clothing", "footwear", "bag")
+GROUP_OF = {"t-shirt/top": "clothing", "trouser": "clothing", "pullover": "clothing", "dress": "clothing",
+            "coat": "clothing", "shirt": "clothing", "sandal": "footwear", "sneaker": "footwear",
+            "ankle boot": "footwear", "bag": "bag"}
+TAXONOMIES = ("flat", "garments")
+
+
+def garments() -> Taxonomy:
+    """clothing {t-shirt/top, trouser, pullover, dress, coat, shirt}, footwear {sandal, sneaker,
+    ankle boot}, bag {bag}; the fine level keeps the release's order, so labels need no remapping."""
+    return Taxonomy("fashion_mnist_garments", (GROUPS, CLASSES), (tuple(GROUPS.index(GROUP_OF[c]) for c in CLASSES),),
+                    ("group", "class"))
 
 
 class FashionMNISTError(FileNotFoundError):
@@ -104,8 +120,11 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
         image_size: side of the images fed to the network (28 is native).
         val_size: training images held out for validation (seeded).
         train_size: use only this many of the remaining training images (seeded; ``None``: all).
-        seed: seed of the split; the same on every machine.
+        test_size: use only this many of the 10,000 test images (seeded; ``None``: all).
+        seed: seed of the split; the same on every machine. The training order follows the
+            training seed (``seed_everything``), not this one.
         cache_dir: where the Debian ``.gz`` files are decompressed (default: ``root``).
+        taxonomy: ``flat`` (the ten classes) or ``garments`` (group → class, see ``garments``).
     """
 
     num_channels = 1
@@ -113,18 +132,21 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
     input_normalization = ((MEAN,), (STD,))
 
     def __init__(self, root: str = "data", batch_size: int = 128, num_workers: int = 2, image_size: int = 28,
-                 val_size: int = 5000, train_size: int | None = None, seed: int = 0,
-                 cache_dir: str | None = None) -> None:
+                 val_size: int = 5000, train_size: int | None = None, test_size: int | None = None, seed: int = 0,
+                 cache_dir: str | None = None, taxonomy: str = "flat") -> None:
         super().__init__()
+        if taxonomy not in TAXONOMIES:
+            raise ValueError(f"taxonomy must be one of {TAXONOMIES}, got {taxonomy!r}")
         self.save_hyperparameters()
+        self.taxonomy_name = taxonomy
         self.root, self.cache_dir = root, cache_dir
         self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
-        self.val_size, self.train_size, self.seed = val_size, train_size, seed
+        self.val_size, self.train_size, self.test_size, self.seed = val_size, train_size, test_size, seed
         self.datasets: dict[str, _Images] = {}
 
     @property
     def taxonomy(self) -> Taxonomy:
-        return flat("fashion_mnist", CLASSES)
+        return garments() if self.taxonomy_name == "garments" else flat("fashion_mnist", CLASSES)
 
     @property
     def taxonomy_spec(self) -> dict[str, Any]:
@@ -145,10 +167,14 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
         val, rest = order[: self.val_size], order[self.val_size:]
         if self.train_size is not None:
             rest = rest[: self.train_size]
+        test_order = torch.arange(len(test.targets))
+        if self.test_size is not None:
+            test_order = torch.randperm(len(test_order), generator=torch.Generator().manual_seed(self.seed + 1))
+            test_order = test_order[: self.test_size].sort().values
         self.datasets = {
             "train": _Images(train.data, train.targets, rest, "train", self.image_size),
             "val": _Images(train.data, train.targets, val, "train", self.image_size),
-            "test": _Images(test.data, test.targets, torch.arange(len(test.targets)), "test", self.image_size),
+            "test": _Images(test.data, test.targets, test_order, "test", self.image_size),
         }
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:

@@ -74,6 +74,7 @@ def format_table(rows: list[list[Any]], datamodule: Any) -> str:
         unreadable = [r[5] for r in split_rows if r[5] is not None]
         out.append(f"  {split}: {sum(r[4] for r in split_rows)} images, "
                    f"{sum(unreadable) if unreadable else '-'} unreadable, {sum(r[6] for r in split_rows)} missing")
+    out += [f"note: {note}" for note in datamodule.notes()] if hasattr(datamodule, "notes") else []
     out.append(f"taxonomy {taxonomy.name}: " + " → ".join(
         f"{name} ({n})" for name, n in zip(taxonomy.level_names, taxonomy.num_classes, strict=True)))
     for level in range(1, taxonomy.num_levels):
@@ -101,8 +102,10 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
 def datamodule_from_config(files: Sequence[str], overrides: Sequence[tuple[str, str]] = ()) -> Any:
     """Build the ``data`` section of experiment files (later files and overrides win)."""
     config: dict[str, Any] = {}
+    from affectlab.experiments.cli import composed  # experiment files may be composed of parts
+
     for file in files:
-        data = (yaml.safe_load(Path(file).read_text()) or {}).get("data") or {}
+        data = (composed(file) or {}).get("data") or {}
         if "class_path" in data:
             config.setdefault("data", {})["class_path"] = data["class_path"]
         config.setdefault("data", {}).setdefault("init_args", {}).update(data.get("init_args") or {})

@@ -402,6 +402,9 @@ class AffectLabCLI(LightningCLI):
         parser.add_argument("--no_checkpoint", type=bool, default=False,
                             help="validate/test/predict the model as built (pretrained or untrained weights) "
                                  "without --ckpt_path, on purpose")
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after fit, test the best checkpoint (by the checkpoint monitor) in the same "
+                                 "run: what a cross-validation fold or a seed repeat reports")
         # What the model needs from the data is linked, never typed twice (docs/design.md, "Wiring").
         parser.link_arguments("data.taxonomy_spec", "model.init_args.taxonomy", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="instantiate")
@@ -474,6 +477,15 @@ class AffectLabCLI(LightningCLI):
         check_source(path)
         with checkpoint_errors(path):  # Lightning reads the hyperparameters here (weights only)
             super()._parse_ckpt_path()
+
+
+    def after_fit(self) -> None:
+        """``--test_after_fit``: the test split, once, with the checkpoint validation chose (never by test)."""
+        if not self.config[self.subcommand].get("test_after_fit"):
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = getattr(checkpoint, "best_model_path", "") if checkpoint is not None else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> AffectLabCLI | None:

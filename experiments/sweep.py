@@ -26,6 +26,7 @@ import copy
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -110,11 +111,13 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     return filled
 
 
-def trial_command(config: dict[str, Any], params: dict[str, Any]) -> list[str]:
+def trial_command(config: dict[str, Any], params: dict[str, Any], base: list[str] | None = None) -> list[str]:
     """The sweep's ``command`` with W&B's macros filled in for ``params``, as ``wandb agent`` renders them.
 
     W&B's own helpers format the arguments (``${args}`` → ``--key=value`` with Python's ``str``) and
     expand ``${envvar:NAME}``; ``${interpreter}`` is this interpreter so trials use the same environment.
+    ``base`` (the agent's ``--config`` files as ``-c FILE``) goes just before the parameters, so the
+    parameters win over the experiment file they vary (a fold, a seed).
     """
     from wandb.sdk.launch.sweeps import utils as wandb_sweep_utils
 
@@ -129,6 +132,8 @@ def trial_command(config: dict[str, Any], params: dict[str, Any]) -> list[str]:
         if token.startswith("${") and token.endswith("}"):
             if token[2:-1] not in macros:
                 raise SweepError(f"the local agent cannot render the macro {token} (use ${{args}})")
+            if token in ARG_MACROS:
+                rendered += list(base or [])
             rendered += [str(v) for v in macros[token[2:-1]]]
         else:
             rendered.append(token)
@@ -226,6 +231,67 @@ def leaderboard(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+AGGREGATE_KEY = re.compile(r"^test/acc_l(\d+)(?:_(global|local|fused))?$")
+BRANCHES = ("reported", "global", "local", "fused")
+
+
+def aggregate(state: dict[str, Any]) -> tuple[str, list[list[Any]]]:
+    """Mean ± std over the finished trials (folds or seeds) per level and per branch.
+
+    Reads each trial's ``test/*`` metrics, which trials run with ``--test_after_fit`` record (the
+    fold and seed sweeps); a search over settings has none and gets no aggregate. Returns the
+    markdown table and its rows ``[stage, level, branch, mean, std, n]`` (also the violation rate,
+    as level ``-``). The standard deviation is the sample one (ddof 1).
+    """
+    import statistics
+
+    done = [t for t in state["trials"] if t["state"] in ("finished", "stopped")]
+    stage = "test"
+    if not any(t.get("test") for t in done):
+        return "", []
+    values: dict[tuple[str, str], list[float]] = {}
+    for trial in done:
+        metrics = trial.get("test")
+        for key, value in (metrics or {}).items():
+            match = AGGREGATE_KEY.match(key)
+            if match:
+                values.setdefault((f"l{match[1]}", match[2] or "reported"), []).append(float(value))
+            elif key == f"{stage}/violation_rate":
+                values.setdefault(("-", "violation rate"), []).append(float(value))
+    rows = []
+    for (level, branch), vals in sorted(values.items(), key=lambda kv: (kv[0][0], BRANCHES.index(kv[0][1])
+                                                                        if kv[0][1] in BRANCHES else 9)):
+        std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        rows.append([stage, level, branch, statistics.fmean(vals), std, len(vals)])
+    levels = sorted({r[1] for r in rows if r[1] != "-"})
+    header = ["level", *BRANCHES]
+    lines = [f"{stage} accuracy over {len(done)} trial(s) ({', '.join(t['name'] for t in done)}): mean ± std",
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cell = {(r[1], r[2]): f"{r[3]:.4f} ± {r[4]:.4f}" for r in rows}
+    for level in levels:
+        lines.append("| " + " | ".join([level, *(cell.get((level, b), "-") for b in BRANCHES)]) + " |")
+    if ("-", "violation rate") in cell:
+        lines += ["", f"{stage} violation rate: {cell[('-', 'violation rate')]}"]
+    return "\n".join(lines), rows
+
+
+def log_aggregate(state: dict[str, Any], folder: Path, rows: list[list[Any]]) -> None:
+    """The aggregate table as a W&B run of the sweep's group (offline unless WANDB_MODE says online)."""
+    if not rows:
+        return
+    try:
+        import wandb
+
+        run = wandb.init(project=state["config"].get("project") or "affectlab", group=state["name"],
+                         job_type="aggregate", name=f"{state['name']}-aggregate", dir=str(folder),
+                         mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
+        run.log({"aggregate": wandb.Table(columns=["stage", "level", "branch", "mean", "std", "n"], data=rows)})
+        run.summary.update({f"{r[0]}/{r[1]}_{r[2]}/mean": r[3] for r in rows})
+        run.finish()
+    except Exception as error:  # W&B is a mirror: the table is already in aggregate.md
+        print(f"[sweep {state['name']}] aggregate not logged to W&B: {error}", flush=True)
+
+
 def _die_with_parent() -> None:
     """Child side: get SIGTERM if the agent dies (Linux), so no trial outlives a killed sweep."""
     try:
@@ -244,13 +310,17 @@ class LocalAgent:
             whole grid for ``method: grid``; required for random and bayes.
         name: the sweep's folder and W&B group (default: the file's ``name:``, else its stem).
         extra_args: CLI arguments appended to every trial (override the sweep's values).
+        base_configs: experiment files every trial starts from (``-c FILE`` before the sweep's
+            parameters, which therefore win): the config a fold or seed sweep repeats.
         fresh: discard an existing sweep folder of the same name instead of resuming it.
         poll: seconds between looks at a running trial's metrics (early termination).
     """
 
     def __init__(self, file: str | Path, count: int | None = None, name: str | None = None,
-                 extra_args: list[str] | None = None, fresh: bool = False, poll: float = 1.0) -> None:
+                 extra_args: list[str] | None = None, fresh: bool = False, poll: float = 1.0,
+                 base_configs: list[str] | None = None) -> None:
         self.file = Path(file)
+        self.base = [arg for config in base_configs or [] for arg in ("-c", str(config))]
         self.config = load_sweep(self.file)
         if count is None and self.config["method"] != "grid":
             raise SweepError(f"method {self.config['method']} never runs out of trials: give --count N")
@@ -323,7 +393,7 @@ class LocalAgent:
         run_dir = self.folder / trial["name"]
         shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted attempt left behind
         run_dir.mkdir(parents=True, exist_ok=True)
-        command = trial_command(self.config, trial["params"])
+        command = trial_command(self.config, trial["params"], self.base)
         command += ["--name", self.name, f"--trainer.callbacks+={METRICS_CALLBACK}",
                     f"--trainer.callbacks.init_args.filename={METRICS_FILE}",
                     f"--trainer.callbacks.init_args.stop_file={STOP_FILE}",
@@ -365,6 +435,7 @@ class LocalAgent:
         metrics = read_metrics(run_dir)
         trial.update(exitcode=process.returncode, ended=_now(), seconds=round(time.monotonic() - start, 1),
                      history=metrics.get("history") or [], summary=metrics.get("final") or {},
+                     test=metrics.get("test") or {},
                      best_checkpoint=(metrics.get("best") or {}).get("path"))
         if process.returncode == 0:
             trial["state"] = "stopped" if stop_requested else "finished"
@@ -409,6 +480,11 @@ class LocalAgent:
         (self.folder / "leaderboard.md").write_text(table + "\n")
         print(f"\nSweep {self.name} ({self.config['method']}, {self.metric.get('goal')} {self.metric['name']}), "
               f"state in {self.folder / STATE_FILE}:\n{table}", flush=True)
+        summary, rows = aggregate(self.state)
+        if rows:
+            (self.folder / "aggregate.md").write_text(summary + "\n")
+            print(f"\n{summary}\n(in {self.folder / 'aggregate.md'})", flush=True)
+            log_aggregate(self.state, self.folder, rows)
         return self.state
 
 
@@ -453,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="sweep folder and W&B group (default: the file's name)")
     parser.add_argument("--fresh", action="store_true", help="discard a previous sweep of this name")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks at a running trial")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="experiment file every trial starts from, before the sweep's parameters "
+                             "(repeatable): the config a fold or seed sweep repeats")
     argv = list(sys.argv[1:] if argv is None else argv)
     after = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
@@ -460,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a scheduler's SIGTERM ends the trial, saves state
     try:
         agent = LocalAgent(args.file, count=args.count, name=args.name, extra_args=extra + after,
-                           fresh=args.fresh, poll=args.poll)
+                           fresh=args.fresh, poll=args.poll, base_configs=args.config)
         state = agent.run()
     except SweepError as error:
         print(f"affectlab sweep: {error}", file=sys.stderr)

@@ -28,34 +28,73 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights were asked for but are neither cached nor downloadable."""
 
 
-def weights_path(name: str) -> Path:
-    """Where torchvision caches the default weights of ``name``."""
-    weights = get_model_weights(name).DEFAULT
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+def resolve_weights(name: str, weights: str | None = "DEFAULT") -> torchvision.models.WeightsEnum | None:
+    """torchvision's weights of ``name`` called ``weights`` (``IMAGENET1K_V1``, ``DEFAULT``, ...).
+
+    ``None``, ``""`` or ``"none"`` mean no weights. ``DEFAULT`` is whatever torchvision calls its
+    best weights today (``IMAGENET1K_V2`` for ResNet-50/101), which can change between releases;
+    a config that must be reproducible names the weights (docs/mdan.md, "Training settings").
+    """
+    if weights is None or str(weights).lower() in ("", "none", "null"):
+        return None
+    enum = get_model_weights(name)
+    try:
+        return enum[str(weights).rsplit(".", 1)[-1]]  # "IMAGENET1K_V1" or "ResNet101_Weights.IMAGENET1K_V1"
+    except KeyError:
+        names = ", ".join(["DEFAULT", *enum.__members__])
+        raise ValueError(f"unknown weights {weights!r} for {name}; torchvision has: {names}, or none") from None
 
 
-def load_weights(name: str) -> torchvision.models.WeightsEnum:
-    """The default weights of ``name``, downloaded if needed, with a clear error offline."""
-    weights = get_model_weights(name).DEFAULT
-    target = weights_path(name)
+def weights_path(name: str, weights: str | None = "DEFAULT") -> Path:
+    """Where torchvision caches the file of ``weights`` of ``name``."""
+    resolved = resolve_weights(name, weights) or get_model_weights(name).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(resolved.url)
+
+
+def load_weights(name: str, weights: str | None = "DEFAULT") -> torchvision.models.WeightsEnum:
+    """The ``weights`` of ``name``, downloaded if needed, with a clear error offline."""
+    resolved = resolve_weights(name, weights) or get_model_weights(name).DEFAULT
+    target = weights_path(name, str(resolved))
     if not target.exists():
         try:
-            weights.get_state_dict(progress=True, check_hash=True)
+            resolved.get_state_dict(progress=True, check_hash=True)
         except Exception as err:  # URLError, HTTPError, socket errors, hash mismatch...
             raise WeightsUnavailableError(
-                f"pretrained weights for {name} ({weights}) are not cached and could not be downloaded "
-                f"({type(err).__name__}: {err}).\nDownload {weights.url}\nand put it at {target}\n"
+                f"pretrained weights for {name} ({resolved}) are not cached and could not be downloaded "
+                f"({type(err).__name__}: {err}).\nDownload {resolved.url}\nand put it at {target}\n"
                 f"(the folder is $TORCH_HOME/hub/checkpoints/; TORCH_HOME defaults to ~/.cache/torch), "
                 f"or run with --model.pretrained false."
             ) from err
-    return weights
+    return resolved
 
 
-def build_torchvision(name: str, pretrained: bool) -> nn.Module:
-    """A torchvision classification model, with its default weights when ``pretrained``."""
+def build_torchvision(name: str, pretrained: bool, weights: str | None = "DEFAULT") -> nn.Module:
+    """A torchvision classification model, with its ``weights`` when ``pretrained``."""
     if name not in SUPPORTED:
         raise ValueError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED)}")
-    return get_model(name, weights=load_weights(name) if pretrained else None)
+    return get_model(name, weights=load_weights(name, weights) if pretrained and weights_name(name, weights) else None)
+
+
+def weights_name(name: str, weights: str | None) -> str | None:
+    """The weights' own name (``IMAGENET1K_V2`` for ``DEFAULT`` on ResNet-101), ``None`` for none."""
+    resolved = resolve_weights(name, weights)
+    return None if resolved is None else resolved.name
+
+
+def grey_stem(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """The first convolution for ``in_channels`` inputs (1 for grey images such as Fashion-MNIST).
+
+    Each new input channel gets the sum of the RGB kernels divided by ``in_channels``, so a grey
+    image repeated over R, G, B (pretrained or not) and the same image on the new channels give the
+    same response.
+    """
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, conv.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.sum(1, keepdim=True).expand_as(new.weight) / in_channels)
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    return new
 
 
 class Backbone(nn.Module):
@@ -63,12 +102,26 @@ class Backbone(nn.Module):
 
     ``forward(x)`` returns ``{stage: B×C_s×H_s×W_s}`` for every stage (or only ``until`` and
     earlier), ``channels[stage]`` is ``C_s``, ``reductions[stage]`` the stride w.r.t. the input.
+
+    Args:
+        name: a torchvision classification network (``SUPPORTED``).
+        pretrained: start from torchvision weights.
+        weights: which ones when ``pretrained`` (``IMAGENET1K_V1``, ``DEFAULT``, ``none``; see
+            ``resolve_weights``).
+        in_channels: image channels; other than 3, the first convolution is rebuilt by ``grey_stem``.
     """
 
-    def __init__(self, name: str = "resnet50", pretrained: bool = True) -> None:
+    def __init__(self, name: str = "resnet50", pretrained: bool = True, weights: str | None = "DEFAULT",
+                 in_channels: int = 3) -> None:
         super().__init__()
         self.name = name
-        net = build_torchvision(name, pretrained)
+        self.in_channels = in_channels
+        net = build_torchvision(name, pretrained, weights)
+        if in_channels != 3:
+            if name.startswith("resnet"):
+                net.conv1 = grey_stem(net.conv1, in_channels)
+            else:
+                net.features[0] = grey_stem(net.features[0], in_channels)
         if name.startswith("resnet"):
             stages = OrderedDict(
                 stem=nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
@@ -87,7 +140,7 @@ class Backbone(nn.Module):
         with torch.no_grad():
             was_training = self.training
             self.eval()
-            x = torch.zeros(1, 3, 64, 64)
+            x = torch.zeros(1, in_channels, 64, 64)
             for stage, module in self.stages.items():
                 x = module(x)
                 self.channels[stage] = x.shape[1]

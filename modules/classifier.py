@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from affectlab.modules.backbones import Backbone
+from affectlab.modules.backbones import Backbone, weights_name
 from affectlab.modules.emotion import EmotionTask, TaxonomySpec, probabilities_from_leaves
 
 
@@ -24,6 +24,9 @@ class EmotionClassifier(EmotionTask):
         taxonomy: linked from the DataModule (see ``EmotionTask``).
         backbone: a torchvision name (resnet18/50/101, vgg16, ...).
         pretrained: start from ImageNet weights through torchvision's weights API.
+        weights: which weights when ``pretrained`` (``IMAGENET1K_V1``, ``DEFAULT``, ``none``); the
+            checkpoint records their own name.
+        in_channels: image channels (linked from ``data.num_channels``).
         dropout: dropout before the head.
         class_weights: weight the cross-entropy by inverse class frequency (set by the data
             module's ``class_weights`` link when the run asks for it).
@@ -35,12 +38,15 @@ class EmotionClassifier(EmotionTask):
         taxonomy: TaxonomySpec = "mikels",
         backbone: str = "resnet50",
         pretrained: bool = True,
+        weights: str | None = "IMAGENET1K_V1",
+        in_channels: int = 3,
         dropout: float = 0.0,
         class_weights: list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(taxonomy, **kwargs)
-        self.backbone = Backbone(backbone, pretrained)
+        self.hparams["weights"] = weights_name(backbone, weights) if pretrained else None
+        self.backbone = Backbone(backbone, pretrained, weights, in_channels)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(self.backbone.out_channels,
                                                                               self.taxonomy.num_classes[-1]))
         self.register_buffer("class_weights", torch.tensor(class_weights) if class_weights else None, persistent=False)

@@ -11,6 +11,7 @@ are standardised (``input_normalization``) on the device, by the model's batch-t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +29,15 @@ from affectlab.datamodules.hierarchy import Taxonomy
 from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea import index_cache
-from affectlab.datamodules.vea.layouts import SPLITS, ClassFolders, Layout, LayoutError, Sample, Splits
+from affectlab.datamodules.vea.layouts import (
+    SPLITS,
+    ClassFolders,
+    Layout,
+    LayoutError,
+    Sample,
+    Splits,
+    check_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +47,14 @@ def train_transform(size: int) -> v2.Compose:
     return v2.Compose([v2.ToImage(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
 
 
-def eval_transform(size: int) -> v2.Compose:
-    """Resize to size/0.875 then center crop, the ImageNet evaluation convention, uint8 out (the reference path)."""
-    return v2.Compose([v2.ToImage(), v2.Resize(eval_resize(size), antialias=True), v2.CenterCrop(size)])
+def eval_transform(size: int, resize: int | None = None) -> v2.Compose:
+    """Resize the shorter side to ``resize`` then center crop ``size``, uint8 out (the reference path).
+
+    ``resize=None`` is ``size / 0.875``, the ImageNet evaluation convention (this project's default);
+    the VEA lineage (WSCNet's public code) evaluates with Resize(448) + CenterCrop(448), i.e.
+    ``resize == size`` (docs/mdan.md, "Training settings").
+    """
+    return v2.Compose([v2.ToImage(), v2.Resize(resize or eval_resize(size), antialias=True), v2.CenterCrop(size)])
 
 
 class ImageListDataset(Dataset):
@@ -68,13 +82,14 @@ class ImageListDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, epoch = key if isinstance(key, tuple) else (key, None)
+        """``key``: an index, or ``(index, draw seed)`` from ``EpochSampler``."""
+        index, draw_seed = key if isinstance(key, tuple) else (key, None)
         rel, label = self.samples[index]
-        if epoch is None:
+        if draw_seed is None:
             return self._item(rel, label, index)
-        # Augmentation drawn from (epoch, index) alone: identical after a resume, on any worker.
+        # The augmentation draws come from the sampler's seed alone: identical after a resume, on any worker.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(epoch * 1_000_003 + index)
+            torch.manual_seed(draw_seed)
             return self._item(rel, label, index)
 
     def _item(self, rel: str, label: int, index: int) -> dict[str, Any]:
@@ -104,12 +119,23 @@ class ImageListDataset(Dataset):
         return {"image": image, "label": label, "index": index, "path": rel, "stimuli": mask}
 
 
-class EpochSampler(Sampler):
-    """Shuffle (or class-balanced draw) seeded by ``(seed, epoch)``, yielding ``(index, epoch)``.
+def training_seed() -> int:
+    """The training seed: the one ``seed_everything`` set (``--seed_everything``), 0 when none was.
 
-    Lightning calls ``set_epoch`` before each epoch. Because the order and the augmentation seeds
-    depend on nothing but the seed and the epoch, a run resumed from a checkpoint sees exactly the
-    batches the uninterrupted run would have seen.
+    Lightning publishes it as ``PL_GLOBAL_SEED``, which its own distributed samplers read for their
+    shuffle; the single-process sampler below reads the same value, so one seed drives training
+    however it is launched, while ``data.seed`` stays the split protocol's.
+    """
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+class EpochSampler(Sampler):
+    """Shuffle (or class-balanced draw) seeded by ``(seed, epoch)``, yielding ``(index, draw seed)``.
+
+    ``seed`` is the training seed (``training_seed()``). Lightning calls ``set_epoch`` before each
+    epoch. The order and each draw's augmentation seed depend on nothing but the training seed, the
+    epoch and the draw's position, so a run resumed from a checkpoint sees exactly the batches and
+    pixels of the uninterrupted run, and another training seed sees other batches and other crops.
     """
 
     def __init__(self, num_samples: int, seed: int = 0, weights: torch.Tensor | None = None) -> None:
@@ -125,13 +151,17 @@ class EpochSampler(Sampler):
         return self.num_samples
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch)
+        # One SeedSequence per (seed, epoch): its first word seeds the order, the rest the draws.
+        sequence = np.random.SeedSequence([self.seed, self.epoch])
+        order_seed, *_ = sequence.generate_state(1, np.uint64)
+        generator = torch.Generator().manual_seed(int(order_seed) & 0x7FFF_FFFF_FFFF_FFFF)
         if self.weights is None:
             order = torch.randperm(self.num_samples, generator=generator)
         else:
             order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
-        epoch = self.epoch
-        return iter([(int(i), epoch) for i in order])
+        # A seed per draw (not per image): an image drawn twice by the balanced sampler gets two crops.
+        draws = sequence.spawn(1)[0].generate_state(self.num_samples, np.uint64) & 0x7FFF_FFFF_FFFF_FFFF
+        return iter([(int(i), int(d)) for i, d in zip(order, draws, strict=True)])
 
 
 def collate_skipping(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,7 +200,13 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         batch_size: samples per batch (per device under DDP).
         num_workers: DataLoader workers.
         image_size: side of the square crop fed to the network.
-        seed: seed of the split protocol (not of training); the same on every machine.
+        eval_resize: the shorter side validation and test images are resized to before the
+            center crop (``None``: ``image_size / 0.875``, the ImageNet convention; 448 with
+            ``image_size`` 448 is the VEA lineage's Resize(448) + CenterCrop(448)).
+        seed: seed of the split protocol only (folds, carved validation); the same on every
+            machine. The order of training samples and their augmentation follow the training seed
+            (``--seed_everything``, see ``training_seed``), so repeats over training seeds vary
+            training on a fixed split.
         pin_memory: pin host memory (useful on GPU).
         persistent_workers: keep workers alive between epochs.
         balanced_sampling: sample training images with probability inversely proportional to their
@@ -181,11 +217,18 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         fast_decode: decode each JPEG at the reduced scale its crop allows and crop in one step
             (``datamodules/crops.py``); off: full decode, then torchvision's transforms (the reference
             path). The two agree within the tolerance of docs/datasets.md, "Decoding".
+        label_order: the class names in the order of a split file's integer labels, when they
+            follow another order than the release's (``index_order``) or the release has none;
+            integer labels are otherwise read in the release's order, or refused.
     """
 
     taxonomy_name: ClassVar[str] = "mikels"
     layouts: ClassVar[tuple[Layout, ...]] = ()
     benchmark: ClassVar[str] = "vea"
+    #: image channels the network is built for (linked to the model's ``in_channels``)
+    num_channels: ClassVar[int] = 3
+    #: the release's own order of class names for integer labels (``None``: the release uses names)
+    index_order: ClassVar[tuple[str, ...] | None] = None
     #: per-channel mean and std the images are standardised with (0–1 RGB), for whoever feeds the trained network
     input_normalization: ClassVar[tuple[tuple[float, ...], tuple[float, ...]]] = (IMAGENET_MEAN, IMAGENET_STD)
 
@@ -195,6 +238,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 4,
         image_size: int = 224,
+        eval_resize: int | None = None,
         seed: int = 0,
         pin_memory: bool = True,
         persistent_workers: bool = False,
@@ -202,14 +246,19 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         class_weighted_loss: bool = False,
         cache_index: bool = True,
         fast_decode: bool = True,
+        label_order: list[str] | None = None,
     ) -> None:
         super().__init__()
         check_sizes(type(self).__name__, batch_size=batch_size, num_workers=num_workers, image_size=image_size)
         self.save_hyperparameters()
+        self.label_order = check_order(label_order, self.taxonomy) if label_order else self.index_order
         self.root = Path(root).expanduser()
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
+        if eval_resize is not None and eval_resize < image_size:
+            raise ValueError(f"eval_resize {eval_resize} is smaller than the crop image_size {image_size}")
+        self.eval_resize = eval_resize
         self.seed = seed
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.persistent_workers = persistent_workers and num_workers > 0
@@ -250,6 +299,10 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         """The protocol choices a layout reads besides the seed (``fold``, ``agree``); part of the cache key."""
         return {}
 
+    def notes(self) -> list[str]:
+        """What the reader changed in the release, one line each, for ``affectlab-data stats``."""
+        return []
+
     def stimuli_source(self) -> Callable[[str], Path | None] | None:
         """Where a sample's stimuli map lives, when the benchmark has them and the caller asked (EmotionROI)."""
         return None
@@ -289,7 +342,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         dropped here and counted in ``self.missing``, so an epoch never stalls on them.
         """
         layout = self.find_layout()
-        protocol = self.protocol()
+        protocol = {**self.protocol(), "index_order": self.label_order}
         watched = layout.watched(self.root)
         key = index_cache.cache_key(type(self).__name__, self.root, layout, {"seed": self.seed, **protocol})
         cached = index_cache.load(key, watched) if self.cache_index else None
@@ -333,8 +386,8 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
     # -- loaders -----------------------------------------------------------------------------------
     def dataset(self, split: str, train: bool = False) -> ImageListDataset:
         assert self.splits is not None, "call setup() first"
-        transform = train_transform(self.image_size) if train else eval_transform(self.image_size)
-        crop = DecodeCrop(self.image_size, train) if self.fast_decode else None
+        transform = train_transform(self.image_size) if train else eval_transform(self.image_size, self.eval_resize)
+        crop = DecodeCrop(self.image_size, train, resize=self.eval_resize) if self.fast_decode else None
         return ImageListDataset(self.root, self.splits[split], transform, self.stimuli_source(), crop)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
@@ -346,7 +399,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
             weights = (1.0 / counts)[torch.tensor([label for _, label in dataset.samples], dtype=torch.long)]
         distributed = self.trainer is not None and self.trainer.world_size > 1
         if train and not distributed:
-            sampler = EpochSampler(len(dataset), self.seed, weights)
+            sampler = EpochSampler(len(dataset), training_seed(), weights)
         elif train and weights is not None:  # Lightning shards this sampler across ranks
             sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
         return DataLoader(

@@ -2,7 +2,10 @@
 
 Release layout: ``image/<class>/<class>_NNNNN.jpg``, ``annotation/<class>/<class>_NNNNN.json``
 (attributes, unused here), ``info.json`` and the official split files ``train.json``,
-``val.json``, ``test.json`` whose entries are ``[label, id, image_path, annotation_path]``.
+``val.json``, ``test.json`` whose entries are ``[label, id, image_path, annotation_path]``. The
+release's label indices (``info.json``'s ``label2idx``) put the positive emotions first:
+amusement 0, awe 1, contentment 2, excitement 3, anger 4, disgust 5, fear 6, sadness 7; integer
+labels in split files are read in that order.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ from typing import Any
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.layouts import JSONSplits, SplitFiles
 
+#: EmoSet's official label indices (info.json, label2idx), which differ from the project's alphabetical leaves
+EMOSET_ORDER = ("amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear", "sadness")
+
 
 class EmoSet(VEADataModule):
     """EmoSet-118K at two levels: sentiment (2) → Mikels emotion (8), the official splits."""
 
     benchmark = "EmoSet"
     taxonomy_name = "mikels"
+    index_order = EMOSET_ORDER
     layouts = (
         JSONSplits(description="the EmoSet-118K release: image/<class>/<class>_NNNNN.jpg and "
                                "train.json / val.json / test.json with [label, id, image_path, annotation_path]"),
@@ -49,5 +56,5 @@ class EmoSet(VEADataModule):
                 splits[split].append([name, image_id, image, annotation])
         for split, entries in splits.items():
             (root / f"{split}.json").write_text(json.dumps(entries))
-        (root / "info.json").write_text(json.dumps({"emotion": {"label2idx": {n: i for i, n in enumerate(MIKELS)}}}))
+        (root / "info.json").write_text(json.dumps({"label2idx": {n: i for i, n in enumerate(EMOSET_ORDER)}}))
         return {"root": str(root), "image_size": 64}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from affectlab.datamodules.hierarchy import SENTIMENT
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles
 
@@ -18,6 +19,7 @@ class Flickr(VEADataModule):
 
     benchmark = "Flickr"
     taxonomy_name = "sentiment"
+    index_order = SENTIMENT  # 0 negative, 1 positive: Twitter I's agreement lists and public code (docs/datasets.md)
     layouts = (
         ClassFolders(subdir="", description="the crawled Flickr release: {positive,negative}/<file>.jpg"),
         SplitFiles(),

@@ -116,10 +116,18 @@ def carve_val(splits: Splits, fraction: float, seed: int = 0) -> Splits:
 
 # -- class-name resolution ------------------------------------------------------------------------------
 
-def resolver(taxonomy: Taxonomy, aliases: Mapping[str, str] | None = None) -> Callable[[str], int]:
-    """Map a label as written on disk (leaf name, alias, or integer index) to a leaf index."""
+def resolver(taxonomy: Taxonomy, aliases: Mapping[str, str] | None = None,
+             index_order: Sequence[str] | None = None) -> Callable[[str], int]:
+    """Map a label as written on disk (leaf name, alias, or integer index) to a leaf index.
+
+    Names are matched case-insensitively. An integer ``k`` is read in ``index_order`` — the
+    release's own order of class names (EmoSet: amusement 0, awe 1, ...; docs/datasets.md), never
+    the project's — and refused when the benchmark declares none, since guessing would silently
+    relabel images.
+    """
     leaves = {name.lower(): i for i, name in enumerate(taxonomy.leaves)}
     alias = {k.lower(): leaves[v.lower()] for k, v in (aliases or {}).items()}
+    by_index = [leaves[name.lower()] for name in index_order] if index_order is not None else None
 
     memo: dict[str, int] = {}
 
@@ -135,12 +143,28 @@ def resolver(taxonomy: Taxonomy, aliases: Mapping[str, str] | None = None) -> Ca
             return leaves[key]
         if key in alias:
             return alias[key]
-        if key.lstrip("-").isdigit() and 0 <= int(key) < len(taxonomy.leaves):
-            return int(key)
+        if key.lstrip("-").isdigit():
+            if by_index is None:
+                raise ValueError(f"integer label {text!r}, but {taxonomy.name!r} here has no official index order: "
+                                 f"write class names {list(taxonomy.leaves)}, or name the order of the indices "
+                                 f"with --data.label_order")
+            if not 0 <= int(key) < len(by_index):
+                raise ValueError(f"label index {text!r} outside 0..{len(by_index) - 1} of the order "
+                                 f"{list(index_order)}")
+            return by_index[int(key)]
         raise ValueError(f"label {text!r} is not a class of {taxonomy.name!r}: expected one of "
-                         f"{list(taxonomy.leaves)}, an alias {sorted(alias)} or an index 0..{len(leaves) - 1}")
+                         f"{list(taxonomy.leaves)}, an alias {sorted(alias)}"
+                         + (f" or an index 0..{len(by_index) - 1}" if by_index is not None else ""))
 
     return resolve
+
+
+def check_order(order: Sequence[str], taxonomy: Taxonomy) -> tuple[str, ...]:
+    """``order`` as a tuple of leaf names, checked to name every leaf exactly once."""
+    names = [str(n) for n in order]
+    if sorted(n.lower() for n in names) != sorted(n.lower() for n in taxonomy.leaves):
+        raise ValueError(f"label order {names} must name each class of {taxonomy.name!r} once: {list(taxonomy.leaves)}")
+    return tuple(names)
 
 
 def relative_images(root: Path, folder: str) -> list[str]:
@@ -229,7 +253,7 @@ class SplitFiles(Layout):
         return [root / f for f in self.files.values() if (root / f).exists()]
 
     def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
-        resolve = resolver(taxonomy, self.aliases)
+        resolve = resolver(taxonomy, self.aliases, protocol.get("index_order"))
         splits: Splits = {}
         for split, name in self.files.items():
             path = root / name
@@ -360,7 +384,10 @@ class ClassPathLists(Layout):
                     continue
                 if "/" not in rel:
                     raise ValueError(f"{root / name}:{n}: expected '<class>/<file>', got {line!r}")
-                samples.append((f"{self.prefix}/{rel}", resolve(rel.split("/", 1)[0])))
+                try:
+                    samples.append((f"{self.prefix}/{rel}", resolve(rel.split("/", 1)[0])))
+                except ValueError as err:
+                    raise ValueError(f"{root / name}:{n}: {err}") from None
             splits[split] = samples
         return carve_val(splits, self.val_fraction, seed)
 
@@ -402,9 +429,10 @@ class URLLists(Layout):
         images = root / self.image_dir
         return [*self.required(root), *([images] if images.is_dir() else [])]
 
-    def urls(self, root: Path, taxonomy: Taxonomy) -> dict[str, list[tuple[str, int]]]:
-        """``(url, label)`` per split, in list order."""
-        resolve = resolver(taxonomy)
+    def urls(self, root: Path, taxonomy: Taxonomy, index_order: Sequence[str] | None = None
+             ) -> dict[str, list[tuple[str, int]]]:
+        """``(url, label)`` per split, in list order; integer labels in ``index_order`` (the release's)."""
+        resolve = resolver(taxonomy, index_order=index_order)
         out: dict[str, list[tuple[str, int]]] = {}
         for split, name in self.files.items():
             rows = []
@@ -420,10 +448,18 @@ class URLLists(Layout):
             out[split] = rows
         return out
 
+    def shared_urls(self, rows: Mapping[str, list[tuple[str, int]]]) -> set[str]:
+        """URLs listed in train and in test (or val): a test image must never be trained on."""
+        held_out = {url for split, split_rows in rows.items() if split != "train" for url, _ in split_rows}
+        return {url for url, _ in rows.get("train", []) if url in held_out}
+
     def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
         prefix = self.image_dir + "/"
-        splits = {split: [(prefix + url_file_name(url), label) for url, label in rows]
-                  for split, rows in self.urls(root, taxonomy).items()}
+        rows = self.urls(root, taxonomy, protocol.get("index_order"))
+        shared = self.shared_urls(rows)  # dropped from train only (counted by the benchmark's notes())
+        splits = {split: [(prefix + url_file_name(url), label) for url, label in split_rows
+                          if split != "train" or url not in shared]
+                  for split, split_rows in rows.items()}
         return carve_val(splits, self.val_fraction, seed)
 
 
@@ -433,9 +469,12 @@ class VoteTable(Layout):
 
     The label is the majority of the positive/negative votes; ``agree`` (protocol) keeps the
     images on which at least that many workers agree (5, 4 or 3 of 5). The split is k-fold
-    cross-validation (``fold``, protocol), stratified and seeded. Columns are found by name
-    (a header cell containing ``pos`` / ``neg``); otherwise (no header, or other names) the file
-    is read as ``image, total, positive, negative`` (four columns) or ``image, positive, negative``.
+    cross-validation (``fold``, protocol), stratified and seeded. With a header row, the columns
+    are found by name (a cell containing ``pos`` / ``neg``). Public copies of the release's
+    ``amt_result.csv`` have no header, and public loaders disagree on whether the third column
+    counts positive or negative votes (docs/datasets.md, Twitter I), so a header-less file is read
+    only when the user names its columns (protocol ``columns``, e.g. ``[image, total, positive,
+    negative]``); otherwise it fails, saying so.
     """
 
     lists_files: ClassVar[bool] = True
@@ -453,23 +492,40 @@ class VoteTable(Layout):
     def watched(self, root: Path) -> list[Path]:
         return self.required(root)
 
-    def votes(self, root: Path) -> list[tuple[str, int, int]]:
-        """``(image file, positive votes, negative votes)`` per row."""
-        with open(root / self.csv_file, newline="", encoding="utf-8-sig") as handle:
+    def votes(self, root: Path, columns: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
+        """``(image file, positive votes, negative votes)`` per row.
+
+        ``columns`` names every column in order (``image``, ``positive``, ``negative``; anything
+        else, e.g. ``total``, is ignored); it overrides a header and is required without one.
+        """
+        path = root / self.csv_file
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
         if not rows:
             return []
-        header = [cell.strip().lower() for cell in rows[0]]
-        pos = next((i for i, c in enumerate(header) if "pos" in c), None)
-        neg = next((i for i, c in enumerate(header) if "neg" in c), None)
-        if not any(cell.isdigit() for cell in header[1:]):  # a header row
+        first = [cell.strip().lower() for cell in rows[0]]
+        has_header = not any(cell.replace(".", "", 1).isdigit() for cell in first[1:])
+        if has_header:
             rows = rows[1:]
-        if pos is None or neg is None:  # unnamed columns: image, [total,] positive, negative
-            pos, neg = (2, 3) if len(header) >= 4 else (1, 2)
+        names = [c.strip().lower() for c in columns] if columns else (first if has_header else None)
+        if names is None:
+            raise ValueError(
+                f"{path} has no header row, and the order of its vote columns is not settled by public sources "
+                f"(image, total, positive, negative or image, total, negative, positive). Name them, e.g. "
+                f"--data.columns '[image, total, positive, negative]', after checking a few rows against the images")
+        image = next((i for i, c in enumerate(names) if c in ("image", "file", "filename", "name", "img")), 0)
+        pos = next((i for i, c in enumerate(names) if "pos" in c), None)
+        neg = next((i for i, c in enumerate(names) if "neg" in c), None)
+        if pos is None or neg is None:
+            raise ValueError(f"{path}: columns {names} name no positive and negative vote counts "
+                             f"(cells containing 'pos' and 'neg'); name them with --data.columns")
         out = []
-        for row in rows:
-            name = os.path.basename(row[0].strip().replace("\\", "/"))
-            out.append((name, int(float(row[pos])), int(float(row[neg]))))
+        for n, row in enumerate(rows, start=2 if has_header else 1):
+            try:
+                name = os.path.basename(row[image].strip().replace("\\", "/"))
+                out.append((name, int(float(row[pos])), int(float(row[neg]))))
+            except (IndexError, ValueError) as err:
+                raise ValueError(f"{path}:{n}: cannot read {row!r} with columns {names} ({err})") from None
         return out
 
     def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
@@ -477,7 +533,7 @@ class VoteTable(Layout):
         resolve = resolver(taxonomy)
         positive, negative = resolve(self.positive), resolve(self.negative)
         samples = [(f"{self.image_dir}/{name}", positive if p > n else negative)
-                   for name, p, n in self.votes(root) if max(p, n) >= agree and p != n]
+                   for name, p, n in self.votes(root, protocol.get("columns")) if max(p, n) >= agree and p != n]
         return fold_splits(samples, self.folds, int(protocol.get("fold", 0)), seed, self.val_fraction)
 
 
@@ -493,11 +549,16 @@ class JSONSplits(SplitFiles):
     description: str = "JSON split files train.json / val.json / test.json with [label, id, image, annotation] entries"
 
     def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
-        resolve = resolver(taxonomy)
+        resolve = resolver(taxonomy, index_order=protocol.get("index_order"))
         splits: Splits = {}
         for split, name in self.files.items():
             if not (root / name).exists():
                 continue
-            entries = json.loads((root / name).read_text())
-            splits[split] = [(entry[2] if len(entry) >= 4 else entry[1], resolve(str(entry[0]))) for entry in entries]
+            samples = []
+            for n, entry in enumerate(json.loads((root / name).read_text())):
+                try:
+                    samples.append((entry[2] if len(entry) >= 4 else entry[1], resolve(str(entry[0]))))
+                except (ValueError, IndexError) as err:
+                    raise ValueError(f"{root / name}: entry {n} {entry!r}: {err}") from None
+            splits[split] = samples
         return carve_val(splits, self.val_fraction, seed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from affectlab.datamodules.hierarchy import SENTIMENT
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders, VoteTable
 
@@ -25,11 +26,15 @@ class TwitterI(VEADataModule):
     Args:
         agree: 5, 4 or 3 — the least number of the five workers who agree on an image's sentiment.
         fold: the test fold, 0..4.
+        columns: the names of ``amt_result.csv``'s columns in order (``image``, ``positive``,
+            ``negative``, others ignored), required when the file has no header row: public sources
+            do not settle whether its third column counts positive or negative votes.
         **kwargs: see ``VEADataModule``.
     """
 
     benchmark = "TwitterI"
     taxonomy_name = "sentiment"
+    index_order = SENTIMENT  # 0 negative, 1 positive: Twitter I's agreement lists and public code (docs/datasets.md)
     layouts = (
         VoteTable(csv_file="amt_result.csv", image_dir="Agg_AMT_Candidates", folds=N_FOLDS,
                   description="the Twitter I release: Agg_AMT_Candidates/<file>.jpg and amt_result.csv "
@@ -37,7 +42,8 @@ class TwitterI(VEADataModule):
         SplitFiles(),
     )
 
-    def __init__(self, root: str = "data/TwitterI", agree: int = 5, fold: int = 0, **kwargs: Any) -> None:
+    def __init__(self, root: str = "data/TwitterI", agree: int = 5, fold: int = 0, columns: list[str] | None = None,
+                 **kwargs: Any) -> None:
         if agree not in (3, 4, 5):
             raise ValueError(f"agree must be 5, 4 or 3 (workers out of five), got {agree}")
         if not 0 <= fold < N_FOLDS:
@@ -45,9 +51,10 @@ class TwitterI(VEADataModule):
         super().__init__(root=root, **kwargs)
         self.agree = agree
         self.fold = fold
+        self.columns = list(columns) if columns else None
 
     def protocol(self) -> dict[str, Any]:
-        return {"agree": self.agree, "fold": self.fold}
+        return {"agree": self.agree, "fold": self.fold, **({"columns": self.columns} if self.columns else {})}
 
     @classmethod
     def write_sample(cls, root: str | Path) -> dict[str, Any]:
@@ -80,6 +87,7 @@ class TwitterII(VEADataModule):
 
     benchmark = "TwitterII"
     taxonomy_name = "sentiment"
+    index_order = SENTIMENT  # 0 negative, 1 positive: Twitter I's agreement lists and public code (docs/datasets.md)
     layouts = (
         SplitFolders(description="pre-split folders {train,test}/{positive,negative}/<file>.jpg"),
         ClassFolders(subdir="", folds=N_FOLDS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.datamodules.hierarchy import WEBEMO_LEAVES, Taxonomy
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.download import FetchReport, fetch_images
 from affectlab.datamodules.vea.layouts import SplitFiles, URLLists, url_file_name
@@ -35,6 +35,7 @@ class WEBEmo(VEADataModule):
 
     benchmark = "WEBEmo"
     taxonomy_name = "webemo"
+    index_order = WEBEMO_LEAVES  # label i of train25.txt / test25.txt
     layouts = (
         URLLists(files={"train": "train25.txt", "test": "test25.txt"}, image_dir="images",
                  description="the WEBEmo release: train25.txt and test25.txt with lines 'URL LABEL' "
@@ -52,6 +53,15 @@ class WEBEmo(VEADataModule):
         self.download_max_mb = download_max_mb
         self.retry_dead = retry_dead
 
+    def notes(self) -> list[str]:
+        """How many train URLs are also listed for test: dropped from train, so test stays unseen."""
+        layout = self.find_layout()
+        if not isinstance(layout, URLLists):
+            return []
+        shared = layout.shared_urls(layout.urls(self.root, self.taxonomy, self.label_order))
+        return [f"{len(shared)} URLs of {layout.files['train']} are also listed in {layout.files['test']}: "
+                f"dropped from train"]
+
     def prepare_data(self) -> None:
         if self.download:
             self.fetch()
@@ -63,7 +73,7 @@ class WEBEmo(VEADataModule):
             return None
         images = self.root / layout.image_dir
         items = [(url, images / url_file_name(url))
-                 for rows in layout.urls(self.root, self.taxonomy).values() for url, _ in rows]
+                 for rows in layout.urls(self.root, self.taxonomy, self.label_order).values() for url, _ in rows]
         return fetch_images(items, self.root / REPORT, workers=self.download_workers, timeout=self.download_timeout,
                             retry_dead=self.retry_dead, progress=progress,
                             max_bytes=int(self.download_max_mb * (1 << 20)))

@@ -3,7 +3,8 @@
 ``MultiHeadCrossChannelAttention`` treats the channels of a stage as tokens (each token is a
 channel's flattened ``H×W`` map) and lets them attend, per head, to the channels of the previous
 mapped stage; ``LevelDependentCAM`` turns a level's local class maps into one spatial attention
-map that gates the next, finer level.
+map that gates the next, finer level. Both are residual with a learnable scale initialised to 0,
+so the network computes exactly its backbone's features until training opens them.
 """
 
 from __future__ import annotations
@@ -63,33 +64,47 @@ class MultiHeadCrossChannelAttention(nn.Module):
         return x + self.scale * self.attend(x, source)
 
 
-def normalise_map(cam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Min–max normalise each map of ``B×H×W`` to [0, 1] (the ``norm`` of docs/mdan.md)."""
-    flat = cam.flatten(1)
-    low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    return ((flat - low) / (high - low + eps)).view_as(cam)
+def normalise_map(cam: torch.Tensor) -> torch.Tensor:
+    """``Â = tanh(A − mean_HW A)`` per map of ``B×H×W``, in (−1, 1) (the ``norm`` of docs/mdan.md).
+
+    Centred, so a flat map (no spatial evidence) is 0 everywhere and gates nothing; not stretched,
+    so a nearly flat map stays nearly 0 instead of being spread over the full range as a per-image
+    min–max would; bounded, so the gate ``1 + γ·Â`` stays within ``(1 − |γ|, 1 + |γ|)``. The map
+    keeps the units of the class maps (logits), which the training gives their scale.
+    """
+    return torch.tanh(cam - cam.mean((-2, -1), keepdim=True))
+
+
+def display_map(cam: torch.Tensor) -> torch.Tensor:
+    """``(Â + 1) / 2`` in [0, 1] for heat maps: a flat map shows as a uniform 0.5, never stretched."""
+    return (normalise_map(cam) + 1) / 2
 
 
 class LevelDependentCAM(nn.Module):
     """The probability-weighted class activation map of a level, and its gate (docs/mdan.md, LDCAM).
 
-    ``A_l = norm(Σ_k softmax(logits_l)_k · M_l[k])``; the next mapped stage is gated as
-    ``F_{l+1} ← F_{l+1} ⊙ (1 + A_l)`` after ``A_l`` is resized to its grid, so the coarser level's
-    evidence tells the finer level where to look. The module has no parameters: the class maps
-    come from the level's local classifier.
+    ``A_l = Σ_k softmax(logits_l)_k · M_l[k]``; the next mapped stage is gated as
+    ``F_{l+1} ← F_{l+1} ⊙ (1 + γ·Â_l)`` with ``Â_l = normalise_map(A_l)`` resized to its grid, so
+    the coarser level's evidence tells the finer level where to look. ``γ`` is one learnable scalar
+    per gated level, initialised to 0 like MCCA's residual scale, so a pretrained backbone starts
+    out unchanged; the class maps come from the level's local classifier.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(1))  # γ, 0 at start (docs/mdan.md, identity at start)
 
     @staticmethod
     def activation_map(class_maps: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """``A_l``: ``B×H×W`` in [0, 1] from class maps ``B×n_l×H×W`` and logits ``B×n_l``."""
+        """``A_l``: ``B×H×W`` (logit units) from class maps ``B×n_l×H×W`` and logits ``B×n_l``."""
         weights = logits.softmax(1)[:, :, None, None]                         # B×n_l×1×1
-        return normalise_map((weights * class_maps).sum(1))
+        return (weights * class_maps).sum(1)
 
-    @staticmethod
-    def gate(features: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
-        """``F ⊙ (1 + A)``: features ``B×C×H×W``, ``cam`` ``B×H'×W'`` resized to ``H×W``."""
-        cam = F.interpolate(cam[:, None], size=features.shape[-2:], mode="bilinear", align_corners=False)
-        return features * (1 + cam)
+    def gate(self, features: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+        """``F ⊙ (1 + γ·Â)``: features ``B×C×H×W``, ``cam`` (``A``) ``B×H'×W'``, normalised then resized to ``H×W``."""
+        cam = F.interpolate(normalise_map(cam)[:, None], size=features.shape[-2:], mode="bilinear",
+                            align_corners=False)
+        return features * (1 + self.scale * cam)
 
     def forward(self, features: torch.Tensor, class_maps: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return self.gate(features, self.activation_map(class_maps, logits))

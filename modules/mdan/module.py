@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from affectlab.modules.backbones import weights_name
 from affectlab.modules.emotion import EmotionTask, TaxonomySpec
 from affectlab.modules.mdan.network import HIERARCHY_MODES, MDANNetwork, mask_by_hierarchy
 
@@ -42,6 +43,10 @@ class MDAN(EmotionTask):
         taxonomy: the affective levels, linked from the DataModule (1, 2 or 3 levels).
         backbone: torchvision trunk (``resnet101`` by default, ``resnet50`` the cheaper option).
         pretrained: start from ImageNet weights.
+        weights: which torchvision weights when ``pretrained`` (``IMAGENET1K_V1``, the VEA lineage's;
+            ``DEFAULT``, torchvision's newest; ``none``). The checkpoint and the logger record the
+            weights' own name, never ``DEFAULT``.
+        in_channels: image channels (linked from ``data.num_channels``; 1 for Fashion-MNIST).
         stage_mapping: Affective Semantic Mapping, the stage of each level coarse → fine
             (``None``: the last K stages, e.g. ``[layer3, layer4]`` for FI).
         heads: heads of MCCA.
@@ -62,6 +67,8 @@ class MDAN(EmotionTask):
         taxonomy: TaxonomySpec = "mikels",
         backbone: str = "resnet101",
         pretrained: bool = True,
+        weights: str | None = "IMAGENET1K_V1",
+        in_channels: int = 3,
         stage_mapping: list[str] | None = None,
         heads: int = 8,
         mcca: bool = True,
@@ -81,8 +88,10 @@ class MDAN(EmotionTask):
         if level_weights is not None and len(level_weights) != levels:
             raise ValueError(f"level_weights has {len(level_weights)} entries for {levels} levels")
         self.level_weights = list(level_weights) if level_weights is not None else [1.0] * levels
+        # The weights actually used, by name (DEFAULT moves between torchvision releases).
+        self.hparams["weights"] = weights_name(backbone, weights) if pretrained else None
         self.net = MDANNetwork(self.taxonomy, backbone, pretrained, stage_mapping, heads, mcca, ldcam,
-                               global_branch, local_branch)
+                               global_branch, local_branch, weights=weights, in_channels=in_channels)
         # Extra validation/test accuracies per level of each branch and of the fusion (docs/mdan.md, Metrics).
         self.branch_names = [b for b, on in (("global", global_branch), ("local", local_branch),
                                              ("fused", global_branch and local_branch)) if on]

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from affectlab.datamodules.hierarchy import Taxonomy
 from affectlab.modules.backbones import Backbone
 from affectlab.modules.emotion import probabilities_from_leaves
-from affectlab.modules.mdan.attention import LevelDependentCAM, MultiHeadCrossChannelAttention
+from affectlab.modules.mdan.attention import LevelDependentCAM, MultiHeadCrossChannelAttention, display_map
 
 HIERARCHY_MODES = ("sum", "mask")
 
@@ -111,16 +111,18 @@ class MDANNetwork(nn.Module):
         backbone: torchvision name; pretrained: ImageNet weights.
         stage_mapping: stage per level, coarse → fine (``None``: the last K stages).
         heads: MCCA heads. mcca, ldcam, global_branch, local_branch: the ablation switches.
+        weights, in_channels: see ``Backbone``.
     """
 
     def __init__(self, taxonomy: Taxonomy, backbone: str = "resnet101", pretrained: bool = True,
                  stage_mapping: Sequence[str] | None = None, heads: int = 8, mcca: bool = True,
-                 ldcam: bool = True, global_branch: bool = True, local_branch: bool = True) -> None:
+                 ldcam: bool = True, global_branch: bool = True, local_branch: bool = True,
+                 weights: str | None = "DEFAULT", in_channels: int = 3) -> None:
         super().__init__()
         if not (global_branch or local_branch):
             raise ValueError("MDAN needs at least one of global_branch and local_branch")
         self.taxonomy = taxonomy
-        self.backbone = Backbone(backbone, pretrained)
+        self.backbone = Backbone(backbone, pretrained, weights, in_channels)
         self.mapping = AffectiveSemanticMapping(self.backbone.stage_names, taxonomy.num_levels, stage_mapping)
         # Stages deeper than the finest mapped stage are never run: drop them (no unused parameters under DDP).
         for stage in self.backbone.stage_names[self.backbone.stage_names.index(self.mapping.deepest) + 1:]:
@@ -136,7 +138,8 @@ class MDANNetwork(nn.Module):
         self.local = nn.ModuleList(
             LocalClassifier(c, n) for c, n in zip(channels, taxonomy.num_classes, strict=True)
         ) if (local_branch or ldcam) else None
-        self.ldcam = LevelDependentCAM()
+        # One gate per level that has a coarser level above it, each with its own zero-initialised γ.
+        self.ldcam = nn.ModuleList(LevelDependentCAM() for _ in channels[1:]) if ldcam else None
         self.global_head = nn.Linear(channels[-1], taxonomy.num_classes[-1]) if global_branch else None
         # While torch-pruning traces the network, MCCA and the LDCAM gate are left out: their
         # channel-to-head views and spatial weighting explode its index mapping, and neither changes
@@ -146,9 +149,10 @@ class MDANNetwork(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, Any]:
         """``images``: ``B×3×S×S``. Returns ``global_logits`` (``B×n_K`` or ``None``),
         ``global_probs`` (per level, summed through the hierarchy), ``local_logits`` and ``cams``
-        (``B×H_l×W_l`` per level, empty without local classifiers)."""
-        x, previous, cam = images, None, None
-        local_logits, cams = [], []
+        (``B×H_l×W_l`` per level in [0, 1], ``display_map`` of ``A_l``; empty without local classifiers),
+        ``stage_features``: each mapped stage's refined features ``B×C_l×H_l×W_l`` by stage name."""
+        x, previous, cam = images, None, None                                 # cam: A_{l-1}, B×H×W
+        local_logits, cams, refined = [], [], {}
         for stage, module in self.backbone.stages.items():
             x = module(x)                                                     # B×C_s×H_s×W_s
             level = self.mapping.level_of(stage)
@@ -156,15 +160,15 @@ class MDANNetwork(nn.Module):
                 continue
             if self.mcca is not None and not self.tracing_for_pruning:
                 x = self.mcca[level](x, previous)
-            if self.use_ldcam and cam is not None and not self.tracing_for_pruning:
-                x = self.ldcam.gate(x, cam)
+            if self.ldcam is not None and cam is not None and not self.tracing_for_pruning:
+                x = self.ldcam[level - 1].gate(x, cam)
             if self.local is not None:
                 maps, logits = self.local[level](x)                           # B×n_l×H×W, B×n_l
-                cam = None if self.tracing_for_pruning else self.ldcam.activation_map(maps, logits)  # B×H×W
+                cam = None if self.tracing_for_pruning else LevelDependentCAM.activation_map(maps, logits)
                 local_logits.append(logits)
-                cams.append(cam)
-            previous = x
-        out: dict[str, Any] = {"local_logits": local_logits, "cams": cams, "features": x}
+                cams.append(None if cam is None else display_map(cam))       # B×H×W in [0, 1]
+            previous = refined[stage] = x
+        out: dict[str, Any] = {"local_logits": local_logits, "cams": cams, "features": x, "stage_features": refined}
         if self.global_head is not None:
             logits = self.global_head(F.adaptive_avg_pool2d(x, 1).flatten(1))  # B×n_K
             out["global_logits"] = logits

@@ -74,13 +74,22 @@ def test_twitter1_rejects_impossible_protocols(twitter1):
         TwitterI(root=str(twitter1), fold=5)
 
 
-def test_twitter1_headerless_csv_reads_image_total_positive_negative(tmp_path):
+def test_twitter1_headerless_csv_is_read_only_with_named_columns(tmp_path):
     TwitterI.write_sample(tmp_path)
     rows = (tmp_path / "amt_result.csv").read_text().splitlines()[1:]
     (tmp_path / "amt_result.csv").write_text("\n".join(rows) + "\n")
-    dm = TwitterI(root=str(tmp_path), agree=4, num_workers=0, cache_index=False)
-    dm.setup("fit")
-    assert sum(len(v) for v in dm.splits.values()) == 20
+    with pytest.raises(ValueError, match=r"amt_result.csv has no header row.*--data.columns"):
+        TwitterI(root=str(tmp_path), agree=4, num_workers=0, cache_index=False).setup("fit")
+    named = TwitterI(root=str(tmp_path), agree=4, num_workers=0, cache_index=False,
+                     columns=["image", "total", "positive", "negative"])
+    named.setup("fit")
+    assert sum(len(v) for v in named.splits.values()) == 20
+    labels = dict(s for split in named.splits.values() for s in split)
+    assert labels["Agg_AMT_Candidates/1000.jpg"] == 1  # 5 positive votes, 0 negative
+    swapped = TwitterI(root=str(tmp_path), agree=4, num_workers=0, cache_index=False,
+                       columns=["image", "total", "negative", "positive"])
+    swapped.setup("fit")
+    assert dict(s for split in swapped.splits.values() for s in split)["Agg_AMT_Candidates/1000.jpg"] == 0
 
 
 def test_twitter2_folds_are_disjoint_covering_and_stratified(tmp_path):

@@ -7,6 +7,7 @@ with the missing file named; once the experiment lands, the check runs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_sweep_file_validates_with_the_sweeps_engine(path):
     assert "${args}" in config["command"]
     assert sweeps.next_run(config, []) is not None
     for key, spec in config["parameters"].items():
-        assert key == "config" or "." in key, f"{key} is not a dotted affectlab CLI key"
+        assert key in ("config", "seed_everything") or "." in key, f"{key} is not a dotted affectlab CLI key"
         if key == "config":  # row files of an ablation: they must exist and be YAML mappings
             for value in spec.get("values", [spec.get("value")]):
                 assert isinstance(yaml.safe_load((REPO / value).read_text()), dict), value
@@ -80,7 +81,10 @@ def test_a_proposed_trial_is_accepted_by_the_cli(path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     config = sweep.load_sweep(path)
     params = {key: spec["value"] for key, spec in sweeps.next_run(config, []).config.items()}
-    args = _cli_args(sweep.trial_command(config, params))
+    # A fold or seed sweep repeats the experiment given with the agent's --config: use the one its header shows.
+    example = re.search(r"--config (\S+\.yaml)", path.read_text())
+    base = ["-c", example[1]] if example else []
+    args = _cli_args(sweep.trial_command(config, params, base))
     missing = [str(f.relative_to(REPO)) for f in _config_files(args) if not f.exists()]
     if missing:
         pytest.skip(f"the experiment this sweep tunes is not in this checkout yet: {', '.join(missing)}")

@@ -14,9 +14,11 @@ from affectlab.datamodules.hierarchy import get_taxonomy
 from affectlab.modules.mdan import (
     MDAN,
     AffectiveSemanticMapping,
+    LevelDependentCAM,
     MultiHeadCrossChannelAttention,
     mask_by_hierarchy,
 )
+from affectlab.modules.mdan.attention import normalise_map
 from affectlab.modules.mdan.module import log_probabilities_from_leaves
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,9 +31,9 @@ def small_mdan(taxonomy: str = "mikels", **kwargs) -> MDAN:
 
 
 def open_mcca(model: MDAN, scale: float = 0.5) -> None:
-    """Give MCCA's residual a non-zero scale (it starts at 0, which hides its effect)."""
+    """Give MCCA's residual and the LDCAM gates a non-zero scale (they start at 0, which hides their effect)."""
     for module in model.modules():
-        if isinstance(module, MultiHeadCrossChannelAttention):
+        if isinstance(module, MultiHeadCrossChannelAttention | LevelDependentCAM):
             module.scale.data.fill_(scale)
 
 
@@ -96,10 +98,11 @@ def test_coarse_probabilities_are_the_sums_of_their_children(name, images):
 def test_every_learnable_parameter_receives_a_gradient(name, images):
     model = small_mdan(name)
     labels = model.taxonomy.labels_at_levels(torch.tensor([0, 1, 0, 1]))
-    # At start MCCA's scale is 0, so only the scale itself can learn; it must receive a gradient.
+    # At start MCCA's and the gates' scales are 0, so only the scales themselves can learn; each must
+    # receive a gradient (one MCCA per level, one gate per level below the coarsest).
     model.loss(model.compute(images), labels)["loss"].backward()
-    scales = [m.scale for m in model.modules() if isinstance(m, MultiHeadCrossChannelAttention)]
-    assert len(scales) == model.taxonomy.num_levels and all(s.grad.abs().item() > 0 for s in scales)
+    scales = [m.scale for m in model.modules() if isinstance(m, MultiHeadCrossChannelAttention | LevelDependentCAM)]
+    assert len(scales) == 2 * model.taxonomy.num_levels - 1 and all(s.grad.abs().item() > 0 for s in scales)
     model.zero_grad(set_to_none=True)
     open_mcca(model)
     model.loss(model.compute(images), labels)["loss"].backward()
@@ -163,12 +166,49 @@ def test_mcca_attends_across_stages():
 
 def test_ldcam_switch_gates_the_finer_level_with_the_coarser_map(images):
     gated, plain = small_mdan(ldcam=True).eval(), small_mdan(ldcam=False).eval()
-    plain.load_state_dict(gated.state_dict())  # identical parameters: LDCAM has none
+    assert plain.net.ldcam is None and len(gated.net.ldcam) == 1  # one gate: level 2 by level 1
+    plain.load_state_dict(gated.state_dict(), strict=False)  # identical backbone and heads
+    torch.testing.assert_close(gated.compute(images)["global_logits"], plain.compute(images)["global_logits"])
+    open_mcca(gated), open_mcca(plain)  # γ = 0 hides the gate; open it
     a, b = gated.compute(images), plain.compute(images)
     torch.testing.assert_close(a["local_logits"][0], b["local_logits"][0])   # the coarsest level is ungated
     torch.testing.assert_close(a["cams"][0], b["cams"][0])
     assert not torch.allclose(a["local_logits"][1], b["local_logits"][1])
     assert not torch.allclose(a["global_logits"], b["global_logits"])
+
+
+@pytest.mark.parametrize("name", TAXONOMIES)
+def test_a_fresh_network_computes_exactly_its_backbones_features_at_every_mapped_stage(name, images):
+    """docs/mdan.md, identity at start: MCCA and the LDCAM gate add nothing until training opens them."""
+    model = small_mdan(name).eval()  # every component on
+    assert model.net.mcca is not None and model.net.ldcam is not None and model.net.local is not None
+    with torch.no_grad():
+        refined = model.compute(images)["stage_features"]
+        plain = model.net.backbone(images)  # the same trunk without MCCA and LDCAM
+    assert list(refined) == list(model.net.mapping.stages)
+    for stage, features in refined.items():
+        relative = ((features - plain[stage]).norm() / plain[stage].norm()).item()
+        assert relative < 1e-6, (stage, relative)
+    open_mcca(model)  # the check can fail: opened, the mapped stages after the first differ
+    with torch.no_grad():
+        opened = model.compute(images)["stage_features"][model.net.mapping.deepest]
+    assert not torch.allclose(opened, plain[model.net.mapping.deepest])
+
+
+def test_the_cam_gate_is_flat_for_a_flat_map_and_not_stretched_for_a_nearly_flat_one():
+    gate = LevelDependentCAM()
+    gate.scale.data.fill_(1.0)
+    features = torch.rand(2, 4, 6, 6) + 0.5
+    flat = torch.full((2, 3, 3), 7.0)
+    torch.testing.assert_close(normalise_map(flat), torch.zeros(2, 3, 3))
+    torch.testing.assert_close(gate.gate(features, flat), features)  # a flat map gates nothing
+    nearly_flat = flat + 1e-3 * torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(0))
+    ratio = gate.gate(features, nearly_flat) / features
+    assert (ratio - 1).abs().max() < 1e-2  # min–max would have spread it over [1, 2]
+    peaked = torch.zeros(2, 6, 6)
+    peaked[:, 3, 3] = 5.0
+    ratio = gate.gate(features, peaked) / features
+    assert ratio[:, :, 3, 3].min() > 1.9 and 0.85 < ratio.min()  # a clear peak is gated up, the rest a little down
 
 
 def test_branch_switches_choose_the_losses_and_the_reported_prediction(images):

@@ -78,7 +78,7 @@ def test_listed_but_missing_files_are_dropped_and_counted(tmp_path):
     make_fi_sample(tmp_path, per_class=2, size=32)
     lines = [f"emotion_dataset/{name}/{name}_{i:04d}.jpg {name}" for name in MIKELS for i in range(2)]
     (tmp_path / "train.txt").write_text("\n".join(lines + ["emotion_dataset/awe/gone.jpg awe"]) + "\n")
-    (tmp_path / "test.txt").write_text("emotion_dataset/fear/fear_0000.jpg fear\nemotion_dataset/fear/lost.jpg 6\n")
+    (tmp_path / "test.txt").write_text("emotion_dataset/fear/fear_0000.jpg fear\nemotion_dataset/fear/lost.jpg fear\n")
     shutil.move(tmp_path / "emotion_dataset", tmp_path / "images_renamed")  # only split files can match now
     for name in ("train.txt", "test.txt"):
         (tmp_path / name).write_text((tmp_path / name).read_text().replace("emotion_dataset/", "images_renamed/"))

@@ -8,12 +8,12 @@ which cannot be downloaded here, are switched off.
 from __future__ import annotations
 
 import importlib
-import inspect
 from pathlib import Path
 
 import pytest
 import yaml
 
+from affectlab.experiments.cli import _accepts as accepts
 from affectlab.experiments.cli import composed, main
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -26,19 +26,6 @@ CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.relative_to(EXPERIM
 def _class(path: str):
     module, name = path.rsplit(".", 1)
     return getattr(importlib.import_module(module), name)
-
-
-def accepts(cls: type, name: str) -> bool:
-    """Whether ``cls(...)`` takes ``name``, following ``**kwargs`` up the class hierarchy."""
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters
-        if name in params:
-            return True
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return False
-    return False
 
 
 #: Small sizes so a fast_dev_run of a paper-sized config stays quick on a CPU.

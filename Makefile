@@ -25,7 +25,7 @@ install: $(STAMP) ## create or refresh .venv from pyproject.toml (quick when not
 demo: install ## train MDAN on the built-in sample set on the CPU (about a minute)
 	$(BIN)/python -m affectlab.experiments.demo
 
-test: install ## the default test suite (about 4 minutes on 2 CPU cores)
+test: install ## the default test suite (about 6 minutes on 2 CPU cores)
 	$(BIN)/python -m pytest -q
 
 test-all: install ## the default suite plus the slow tests

@@ -22,6 +22,12 @@ def _isolated_runs(tmp_path, monkeypatch):
     import affectlab.experiments.cli as cli
 
     monkeypatch.setattr(cli, "RUNS", tmp_path / "runs")
+    yield
+    # A W&B run a test left open would be reused by the next test's logger (WandbLogger takes over
+    # ``wandb.run``), which then logs into the previous test's folder.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,13 @@ def test_fit_writes_run_folder_with_config_checkpoints_and_offline_wandb(fi_samp
     assert (run / "checkpoints" / "last.ckpt").exists()
     assert list((run / "media").glob("val_confusion_matrix_e000.png"))
     cli.trainer.loggers[0].experiment.finish()
-    offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    # wandb-core writes the offline record in its own process: give it a moment to land.
+    deadline, logged = time.monotonic() + 20, b""
+    while time.monotonic() < deadline and not (b"val/acc" in logged and b"train/loss" in logged):
+        offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+        logged = offline[0].read_bytes() if offline else b""
+        time.sleep(0.2)
     assert offline, list(run.rglob("*"))
-    logged = offline[0].read_bytes()
     assert b"val/acc" in logged and b"train/loss" in logged
     assert not attempts, attempts
 

@@ -127,6 +127,22 @@ def _task_loss(module: nn.Module, batch: Any) -> torch.Tensor:
     raise ValueError("criterion='taylor' needs a loss: define pruning_loss(batch) on the LightningModule")
 
 
+
+def _trial_copy(module: nn.Module) -> nn.Module | None:
+    """A copy of the module to try a step on, without its trainer; ``None`` where it cannot be copied.
+
+    Under DDP the module cannot be deep-copied (the wrapper's and the metrics' distributed state come
+    along): a FLOPs step then relies on the per-neuron cost estimate alone.
+    """
+    trainer = getattr(module, "_trainer", None)
+    module._trainer = None
+    try:
+        return copy.deepcopy(module)
+    except Exception:  # noqa: BLE001 — any failure to copy means: no trial, use the estimate
+        return None
+    finally:
+        module._trainer = trainer
+
 class GradualGlobalPruning(Callback):
     """Gradually global neuron pruning under a performance bound (docs/pruning.md).
 
@@ -459,7 +475,9 @@ class GradualGlobalPruning(Callback):
         names = [g.name for g in groups]
         selection = select_flops(scores, costs, estimate, self.min_channels)
         for attempt in range(16):
-            trial = copy.deepcopy(pl_module)
+            trial = _trial_copy(pl_module)
+            if trial is None:
+                break
             trial_graph = graph_ops.build_graph(trial, example)
             by_name = {g.name: g for g in graph_ops.neuron_groups(trial_graph, [])}
             graph_ops.prune_groups(trial_graph, [by_name[n] for n in names], selection)
@@ -505,7 +523,10 @@ class GradualGlobalPruning(Callback):
         names = [g.name for g in groups]
         while hi - lo > max(1, total // 200):
             mid = (lo + hi) // 2
-            trial = copy.deepcopy(pl_module)
+            trial = _trial_copy(pl_module)
+            if trial is None:
+                raise RuntimeError("one_shot pruning to a FLOPs or parameter target tries its step on a copy of the "
+                                   "module, which cannot be made here (DDP): run it in one process")
             trial_graph = graph_ops.build_graph(trial, example)
             by_name = {g.name: g for g in graph_ops.neuron_groups(trial_graph, [])}
             graph_ops.prune_groups(trial_graph, [by_name[n] for n in names],

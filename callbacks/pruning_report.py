@@ -154,8 +154,12 @@ def export_network(module: nn.Module, example: torch.Tensor, folder: str | Path)
     was_training = module.training
     module.eval()
     try:
-        torch.save(module, folder / "module.pt")
-        written["module"] = folder / "module.pt"
+        try:
+            torch.save(module, folder / "module.pt")
+            written["module"] = folder / "module.pt"
+        except (TypeError, AttributeError) as err:  # e.g. under DDP, state that cannot be pickled hangs on the module
+            (folder / "module.pt").unlink(missing_ok=True)
+            log.warning("could not pickle the whole module (%s); the checkpoint and the program still hold it", err)
         wrapped = _Deployable(module).eval()
         try:
             batch = torch.export.Dim("batch", min=1, max=4096)

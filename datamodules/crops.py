@@ -157,6 +157,8 @@ def normalize_images(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN
     """
     if images.dtype != torch.uint8:
         return images
+    if images.numel() == 0:  # a batch whose every file was unreadable: nothing to standardise
+        return images.float()
     out = TF.normalize(TF.to_dtype(images, torch.float32, scale=True), list(mean), list(std))
     if channels_last is None:
         channels_last = images.is_cuda

@@ -66,5 +66,5 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600, launcher: list[str
                             timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
-                             f"{result.stderr[-8000:]}")
+                             f"{result.stderr[-20000:]}")
     return result

@@ -154,3 +154,9 @@ def test_stimuli_samples_take_the_reference_path(release):
                                stimuli=lambda rel: None, crop=DecodeCrop(32, True))
     item = dataset[(0, 0)]
     assert item["image"].dtype == torch.uint8 and torch.all(item["stimuli"] == -1)
+
+
+def test_an_empty_uint8_batch_passes_the_device_normalisation():
+    # A batch whose every file was unreadable collates to an empty tensor; the empty-batch step takes it from there.
+    out = normalize_images(torch.empty(0, dtype=torch.uint8))
+    assert out.dtype == torch.float32 and out.numel() == 0

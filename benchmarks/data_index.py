@@ -9,7 +9,7 @@ on a warm file-system cache:
 - cached start: ``setup()`` again, the index read from ``$AFFECTLAB_RUNS/.index_cache``;
 - the baseline, on the FI tree: ``os.walk`` over it, and torchvision's ``ImageFolder`` construction.
 
-Targets (issue #3): cached ≥ 5× faster than first; first no slower than ImageFolder's scan.
+Targets: cached ≥ 5× faster than first; first no slower than ImageFolder's scan.
 
     python benchmarks/data_index.py [--repeats 5] [--keep DIR]
 """

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
-from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, unit_rgb
 
 Normalization = tuple[Sequence[float], Sequence[float]]
 
@@ -36,14 +36,9 @@ def display_rgb(images: torch.Tensor, normalization: Normalization | None = None
     """
     mean, std = normalization or (IMAGENET_MEAN, IMAGENET_STD)
     channels = images.shape[-3]
-    if images.dtype == torch.uint8:
-        images = images.float() / 255
-    elif channels == len(mean):
-        m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(channels, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32, device=images.device).view(channels, 1, 1)
-        images = (images.float() * s + m).clamp(0, 1)
-    else:
+    if images.dtype != torch.uint8 and channels != len(mean):
         raise ValueError(f"images with {channels} channels cannot be shown with a normalisation of {len(mean)}")
+    images = unit_rgb(images, mean, std)
     return images.expand(*images.shape[:-3], 3, *images.shape[-2:]) if images.shape[-3] == 1 else images
 
 

@@ -172,7 +172,7 @@ def unit_rgb(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
     """Images for display, ``…×3×H×W`` in [0, 1]: uint8 divided by 255, standardised floats de-standardised."""
     if images.dtype == torch.uint8:
         return images.float() / 255
-    shape = (3, 1, 1) if images.dim() == 3 else (1, 3, 1, 1)
+    shape = (len(mean), 1, 1)
     m = torch.tensor(mean, device=images.device, dtype=torch.float32).view(shape)
     s = torch.tensor(std, device=images.device, dtype=torch.float32).view(shape)
     return (images.float() * s + m).clamp(0, 1)

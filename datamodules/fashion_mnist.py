@@ -17,8 +17,10 @@ seeded random part of the 60,000 training images; the 10,000 official test image
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +65,11 @@ def _decompress(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         if not (target / name).is_file():
-            with gzip.open(source / f"{name}.gz", "rb") as fin, open(target / f"{name}.part", "wb") as fout:
+            # A part file of its own: runs started together may decompress into one cache at once.
+            with gzip.open(source / f"{name}.gz", "rb") as fin, \
+                    tempfile.NamedTemporaryFile(dir=target, prefix=name, suffix=".part", delete=False) as fout:
                 shutil.copyfileobj(fin, fout)
-            (target / f"{name}.part").rename(target / name)
+            os.replace(fout.name, target / name)
 
 
 def locate(root: str | Path, cache_dir: str | Path | None = None) -> Path:

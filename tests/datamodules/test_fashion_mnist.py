@@ -54,3 +54,21 @@ def test_missing_data_names_both_layouts(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "nowhere")
     with pytest.raises(FashionMNISTError, match="torchvision's layout.*\n.*dataset-fashion-mnist"):
         FashionMNIST(str(tmp_path)).setup()
+
+
+def test_runs_started_together_decompress_into_one_cache(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    FashionMNIST.write_sample(tmp_path / "src", train=20, test=10)
+    source = tmp_path / "gz"
+    source.mkdir()
+    for name in FILES:
+        with open(tmp_path / "src/FashionMNIST/raw" / name, "rb") as fin, gzip.open(source / f"{name}.gz", "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: fashion_mnist.locate(source, tmp_path / "cache"), range(4)))
+    assert found == [tmp_path / "cache"] * 4
+    raw = tmp_path / "cache/FashionMNIST/raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(FILES)  # no part file left behind
+    for name in FILES:
+        assert (raw / name).read_bytes() == (tmp_path / "src/FashionMNIST/raw" / name).read_bytes()

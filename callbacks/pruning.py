@@ -34,6 +34,7 @@ from affectlab.callbacks import pruning_graph as graph_ops
 from affectlab.callbacks.pruning_importance import (
     CRITERIA,
     DATA_CRITERIA,
+    GRADIENT_CRITERIA,
     MODES,
     STEP_UNITS,
     criterion_scores,
@@ -124,7 +125,7 @@ def _task_loss(module: nn.Module, batch: Any) -> torch.Tensor:
     if hasattr(module, "compute") and hasattr(module, "taxonomy"):
         labels = module.taxonomy.labels_at_levels(batch["label"])
         return module.loss(module.compute(batch["image"]), labels)["loss"]
-    raise ValueError("criterion='taylor' needs a loss: define pruning_loss(batch) on the LightningModule")
+    raise ValueError("criteria 'taylor' and 'fisher' need a loss: define pruning_loss(batch) on the LightningModule")
 
 
 
@@ -149,7 +150,8 @@ class GradualGlobalPruning(Callback):
     Args:
         criterion: neuron importance (docs/pruning.md, "Importance"): ``weight_out`` (L1 norm of the
             outgoing weights, default), ``std`` (standard deviation of the post-ReLU response),
-            ``taylor`` (first-order Taylor ``|mean(activation × gradient)|``), ``activation`` (mean
+            ``taylor`` (first-order Taylor ``|mean(activation × gradient)|``), ``fisher`` (the
+            second-order loss-rise estimate ``½ mean_n (Σ activation × gradient_n)²``), ``activation`` (mean
             post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
             the pre-activation's standard deviation where no batch norm follows) or ``l1`` (L1 norm of
             the incoming weights).
@@ -505,7 +507,7 @@ class GradualGlobalPruning(Callback):
                     batch = {k: v for k, v in batch.items() if k != "skipped"}
                 batches.append(trainer.strategy.batch_to_device(batch))
             images = [_images(b) for b in batches if _images(b).numel()]
-            stats = response_scores(pl_module, groups, images, pl_module, taylor=self.criterion == "taylor",
+            stats = response_scores(pl_module, groups, images, pl_module, taylor=self.criterion in GRADIENT_CRITERIA,
                                     loss=lambda out, i: _task_loss(pl_module, batches[i]))
         raw = criterion_scores(self.criterion, groups, stats)
         # docs/pruning.md (DDP): the all-reduced scores make every rank remove the same neurons.

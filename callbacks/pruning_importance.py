@@ -17,8 +17,10 @@ from torch import nn
 from affectlab.callbacks.pruning_graph import NeuronGroup
 
 #: Criteria that read activations (need calibration batches); the others read weights only.
-DATA_CRITERIA = ("activation", "std", "bn_scale", "taylor")
-CRITERIA = ("activation", "std", "bn_scale", "l1", "weight_out", "taylor")
+DATA_CRITERIA = ("activation", "std", "bn_scale", "taylor", "fisher")
+#: Criteria that need the loss's gradient (one backward pass per calibration batch).
+GRADIENT_CRITERIA = ("taylor", "fisher")
+CRITERIA = ("activation", "std", "bn_scale", "l1", "weight_out", "taylor", "fisher")
 NORMALIZATIONS = ("mean", "l2", "max", "none", "flops", "mean_flops")
 MODES = ("global", "layerwise", "global_unnormalised", "one_shot")
 STEP_UNITS = ("flops", "neurons")
@@ -77,18 +79,21 @@ def response_scores(model: nn.Module, groups: Sequence[NeuronGroup], batches: It
     (standard deviation of the post-ReLU response over images and positions), ``pre_std`` (the
     same for the pre-activation: what ``|γ|`` measures for a batch-normed channel) and, with
     ``taylor``, ``taylor``: first-order Taylor ``|mean(a · ∂L/∂a)|`` per image, averaged
-    (Molchanov et al.; the loss change of zeroing the neuron).
+    (Molchanov et al.; the loss change of zeroing the neuron), and ``fisher``: half the mean over
+    images of ``(Σ_positions a · ∂L_n/∂a)²`` with ``L_n`` the image's own loss (Theis et al., Fisher
+    pruning): the second-order estimate of the loss rise, in loss units, so comparable across layers.
 
     Args:
         model: the network (used for its mode only).
         groups: the neuron groups to score; the pre-activation is the output of each group's sites.
         batches: images ``B×C×H×W``, already on the model's device.
         forward: runs the network on images and returns its outputs.
-        taylor: also compute the Taylor score (one backward pass per batch).
+        taylor: also compute the Taylor and Fisher scores (one backward pass per batch; ``loss``
+            must average over the batch's images).
         loss: ``loss(outputs, batch_index) -> scalar`` for Taylor.
     """
     sites = {id(s): s for g in groups for s in g.sites}
-    sums: dict[str, dict[int, torch.Tensor]] = {k: {} for k in ("a", "a2", "p", "p2", "t")}
+    sums: dict[str, dict[int, torch.Tensor]] = {k: {} for k in ("a", "a2", "p", "p2", "t", "f")}
     counts: dict[int, int] = {}
     images_seen: dict[int, int] = {}
     captured: dict[int, torch.Tensor] = {}
@@ -123,8 +128,10 @@ def response_scores(model: nn.Module, groups: Sequence[NeuronGroup], batches: It
                 loss(forward(images), index).backward()
             for key, y in captured.items():
                 if y.grad is not None:
-                    per_image = _flat((y * y.grad).detach(), _channel_dim(sites[key], y)).mean(1).abs()  # B×C
-                    add("t", key, per_image.sum(0))
+                    product = _flat((y * y.grad).detach(), _channel_dim(sites[key], y))  # B×P×C
+                    add("t", key, product.mean(1).abs().sum(0))
+                    # the batch loss is a mean: × B turns its gradient into each image's own
+                    add("f", key, (product.sum(1) * y.shape[0]).pow(2).sum(0) / 2)
                     images_seen[key] = images_seen.get(key, 0) + y.shape[0]
             captured.clear()
     finally:
@@ -150,8 +157,9 @@ def response_scores(model: nn.Module, groups: Sequence[NeuronGroup], batches: It
     result = {"activation": per_group(lambda k: sums["a"][k] / max(counts[k], 1)),
               "std": per_group(std("a", "a2")), "pre_std": per_group(std("p", "p2"))}
     if taylor:
-        result["taylor"] = per_group(lambda k: sums["t"][k] / max(images_seen.get(k, 0), 1)
-                                     if k in sums["t"] else torch.zeros_like(sums["a"][k]))
+        for name, kind in (("taylor", "t"), ("fisher", "f")):
+            result[name] = per_group(lambda k, kind=kind: sums[kind][k] / max(images_seen.get(k, 0), 1)
+                                     if k in sums[kind] else torch.zeros_like(sums["a"][k]))
     return result
 
 

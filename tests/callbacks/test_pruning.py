@@ -377,6 +377,25 @@ def test_dead_and_constant_neurons_rank_below_useful_ones():
     assert conv2[3] > conv2[torch.arange(8) != 3].median()
 
 
+def test_fisher_is_half_the_mean_squared_per_image_loss_change():
+    net, groups = _planted()
+    x = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    y = torch.randint(0, 4, (6,), generator=torch.Generator().manual_seed(5))
+    stats = response_scores(net, groups, [x], net, taylor=True,
+                            loss=lambda out, i: nn.functional.cross_entropy(out, y))
+    # the definition, one image at a time: its own loss's gradient at the hidden pre-activation
+    site, expected = groups[2].sites[0], torch.zeros(12)
+    for n in range(6):
+        captured = {}
+        handle = site.register_forward_hook(lambda m, i, o: captured.setdefault("a", o))
+        loss = nn.functional.cross_entropy(net(x[n:n + 1]), y[n:n + 1])
+        handle.remove()
+        (grad,) = torch.autograd.grad(loss, captured["a"])
+        expected += (captured["a"] * grad).detach()[0].pow(2) / 2 / 6
+    assert torch.allclose(stats["fisher"][2], expected, rtol=1e-4, atol=1e-9)
+    assert stats["fisher"][2][5] == 0  # the dead unit
+
+
 def test_every_criterion_and_normalisation_scores_every_neuron():
     net, groups = _planted()
     stats = response_scores(net, groups, [X], net, taylor=True, loss=lambda out, i: out.logsumexp(1).mean())

@@ -238,9 +238,7 @@ class ADVAEStage1(L.LightningModule):
         terms = self.losses(photos, attributes, self.global_step, drawings)
         latents = terms["mu"].detach()
         for _ in range(self.hparams.adv_steps - 1):  # extra adversary steps: a sharper critic for the VAE
-            opt_adv.zero_grad()
-            self.manual_backward(F.binary_cross_entropy_with_logits(self.adversary(latents), attributes))
-            opt_adv.step()
+            self._adversary_step(latents, attributes, opt_adv)
         adv_logits = self.adversary(latents)
         adv_loss = F.binary_cross_entropy_with_logits(adv_logits, attributes)
         clf_loss = F.binary_cross_entropy_with_logits(self.classifier(photos), attributes)
@@ -254,6 +252,24 @@ class ADVAEStage1(L.LightningModule):
         logs = {f"train/{k}": v.detach() for k, v in terms.items() if k not in ("z", "mu")}
         logs.update({"train/adv_loss": adv_loss.detach(), "train/adv_acc": adv_acc, "train/clf_loss": clf_loss.detach()})
         self.log_dict(logs, on_step=True, on_epoch=True, batch_size=len(photos))
+
+    def _adversary_step(self, latents: torch.Tensor, attributes: torch.Tensor, opt_adv: torch.optim.Optimizer) -> None:
+        """One adversary update on detached latents, outside DDP's gradient hooks.
+
+        Under DDP each backward pass must reach every parameter of the module; this one reaches
+        the adversary's only. Its gradients are therefore taken with ``torch.autograd.grad`` (which
+        leaves DDP's hooks alone) and averaged over the processes by hand, so every rank's
+        adversary stays the same.
+        """
+        params = [p for p in self.adversary.parameters() if p.requires_grad]
+        loss = F.binary_cross_entropy_with_logits(self.adversary(latents), attributes)
+        grads = torch.autograd.grad(loss, params)
+        if distributed(self):
+            flat = self.trainer.strategy.reduce(torch.cat([g.flatten() for g in grads]), reduce_op="mean")
+            grads = flat.split([g.numel() for g in grads])
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.view_as(p).to(p.dtype)
+        opt_adv.step()
 
     # -- validation --------------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

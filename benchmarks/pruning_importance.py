@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
+from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from affectlab.callbacks import pruning_graph as graph_ops  # noqa: E402
@@ -65,26 +66,39 @@ def subsample(data: FashionMNIST, split: str, n: int) -> tuple[torch.Tensor, tor
     return torch.stack([it["image"] for it in items]), torch.tensor([it["label"] for it in items])
 
 
+def _stages(net: nn.Module) -> list[nn.Module]:
+    """``SmallVGG`` as one sequence of modules (its forward: features, global pooling, classifier)."""
+    return [*net.features, nn.AdaptiveAvgPool2d(1), *net.classifier]
+
+
 @torch.no_grad()
 def loss_rises(model: SmallCNNClassifier, groups: list, images: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
-    """Validation-loss rise of removing each neuron alone (its site's output channel set to 0)."""
-    def loss() -> float:
-        return float(sum(F.cross_entropy(model.net(x), y, reduction="sum")
-                         for x, y in zip(images.split(500), labels.split(500), strict=True)) / len(labels))
+    """Validation-loss rise of removing each neuron alone (its site's output channel set to 0).
 
-    base = loss()
+    The network runs once up to each site; only the rest of it runs again per neuron.
+    """
+    stages = _stages(model.net)
+
+    def run(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for module in stages[start:stop]:
+            x = module(x)
+        return x
+
+    def loss(x: torch.Tensor, start: int) -> float:
+        return float(sum(F.cross_entropy(run(part, start, len(stages)), y, reduction="sum")
+                         for part, y in zip(x.split(500), labels.split(500), strict=True)) / len(labels))
+
+    base = loss(images, 0)
     rises = []
     for g in groups:
+        (site,) = g.sites
+        at = next(i for i, m in enumerate(stages) if m is site) + 1
+        cached = run(images, 0, at)  # the site's output, before the activation
         rise = torch.zeros(g.width)
         for i in range(g.width):
-            def zero(module, inputs, output, i=i):
-                output = output.clone()
-                output[:, i] = 0
-                return output
-            handles = [s.register_forward_hook(zero) for s in g.sites]
-            rise[i] = loss() - base
-            for h in handles:
-                h.remove()
+            ablated = cached.clone()
+            ablated[:, i] = 0
+            rise[i] = loss(ablated, at) - base
         rises.append(rise)
     return rises
 

@@ -241,6 +241,14 @@ def done(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open())) if path.exists() else []
 
 
+#: the value of a column for rows written before it existed
+UNRECORDED = {"adv_memory": "0"}
+
+
+def matches(row: dict[str, str], key: dict) -> bool:
+    return all((row.get(k) or UNRECORDED.get(k)) == str(v) for k, v in key.items())
+
+
 def append(path: Path, row: dict, replace: dict | None = None) -> None:
     """Add a row (the columns are the union over rows), or update the row matching ``replace``.
 
@@ -250,7 +258,7 @@ def append(path: Path, row: dict, replace: dict | None = None) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = done(path)
         new = {k: str(v) for k, v in row.items()}
-        matching = [r for r in rows if replace and all(r.get(k) == str(v) for k, v in replace.items())]
+        matching = [r for r in rows if replace and matches(r, replace)]
         if matching:
             matching[0].update(new)
         else:
@@ -266,7 +274,7 @@ def table(path: Path, columns: list[str], by: list[str]) -> str:
     """Mean ± std over seeds of ``columns`` per setting ``by``, as a markdown table."""
     groups: dict[tuple, list[dict]] = {}
     for row in done(path):
-        groups.setdefault(tuple(row.get(k, "") for k in by), []).append(row)
+        groups.setdefault(tuple(row.get(k) or UNRECORDED.get(k, "") for k in by), []).append(row)
     lines = ["| " + " | ".join(by + ["seeds"] + columns) + " |", "|" + " --- |" * (len(by) + 1 + len(columns))]
     for key, rows in groups.items():
         cells = []
@@ -287,6 +295,7 @@ def main() -> None:
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 30.0])
     parser.add_argument("--adv-steps", type=int, nargs="+", default=[3])
     parser.add_argument("--decor", type=float, default=0.0, help="lambda_decor of the adversarial runs")
+    parser.add_argument("--adv-memory", type=int, default=0, help="adv_memory of the adversarial runs")
     parser.add_argument("--content-from", nargs="+", default=["photo"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=240)
@@ -299,7 +308,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/advae_study", help="data, judge and checkpoints (not results)")
     args = parser.parse_args()
     if args.table:
-        by = ["content_from", "lambda_adv", "adv_steps", "lambda_decor"]
+        by = ["content_from", "lambda_adv", "adv_steps", "lambda_decor", "adv_memory"]
         print(table(RESULTS / "advae_stage1.csv", ["probe_gap", "probe_gap_val_cv", "gap_Pale_Skin", "gap_Male",
                                                   "recon_mse", "judge_control", "judge_corrected",
                                                   "judge_control_rare", "judge_control_common", "control_corrected",
@@ -329,11 +338,13 @@ def main() -> None:
             for adv_steps in args.adv_steps if lam else [1]:
                 for seed in args.seeds:
                     decor = args.decor if lam else 0.0
+                    memory = args.adv_memory if lam else 0
                     key = dict(content_from=content_from, lambda_adv=lam, adv_steps=adv_steps, lambda_decor=decor,
-                               seed=seed, steps=args.steps, train=args.train)
-                    tag = f"{content_from}_l{lam:g}_k{adv_steps}_d{decor:g}_s{seed}_n{args.steps}_t{args.train}"
+                               adv_memory=memory, seed=seed, steps=args.steps, train=args.train)
+                    tag = (f"{content_from}_l{lam:g}_k{adv_steps}_d{decor:g}_s{seed}_n{args.steps}_t{args.train}"
+                           + (f"_m{memory}" if memory else ""))
                     ckpt = work / f"{tag}.ckpt"
-                    have = any(all(r.get(k) == str(v) for k, v in key.items()) for r in done(stage1_csv))
+                    have = any(matches(r, key) for r in done(stage1_csv))
                     if have and ckpt.exists():
                         model = ADVAEStage1.load_from_checkpoint(ckpt, map_location="cpu")
                         if args.remeasure:
@@ -345,6 +356,7 @@ def main() -> None:
                         L.seed_everything(seed, verbose=False)
                         model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100,
                                             adv_warmup_steps=100, lambda_adv=lam, adv_steps=adv_steps, lambda_decor=decor,
+                                            adv_memory=memory,
                                             content_from=content_from, probe_every_n_epochs=0, **SMALL)
                         start = time.time()
                         fit = trainer(work / tag, args.steps)
@@ -357,7 +369,7 @@ def main() -> None:
                         if args.grid and seed == 0:
                             models[f"λ={lam:g}"] = model
                     if args.stage2 and ckpt.exists():
-                        have2 = any(all(r.get(k) == str(v) for k, v in key.items()) for r in done(stage2_csv))
+                        have2 = any(matches(r, key) for r in done(stage2_csv))
                         if not have2:
                             L.seed_everything(seed, verbose=False)
                             stage2 = ADVAEStage2(stage1_checkpoint=str(ckpt), attributes=dm.attributes,

@@ -18,6 +18,7 @@ import glob
 import inspect
 import logging
 import warnings
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,12 @@ class ADVAEStage1(L.LightningModule):
             best measured at 32 px (docs/advae.md). The reconstruction grows with the pixel count:
             scale λ_adv with it (4000 at 64 px in ``experiments/advae/celeba_stage1.yaml``).
         adv_warmup_steps: steps over which λ_adv rises from 0.
-        adv_steps: adversary updates per VAE update (on the same batch's latents); an adversary
-            that lags behind the encoder is fooled without z losing the attributes.
+        adv_steps: adversary updates per VAE update; an adversary that lags behind the encoder is
+            fooled without z losing the attributes.
+        adv_memory: the extra adversary updates read the latents of this many recent batches besides
+            the current one (0: the current batch only). A critic fitted again and again on one batch
+            of 32 learns that batch; one fitted on a few hundred recent latents is closer to the
+            probe that judges the result.
         lambda_decor: weight of ``squared_correlation(z, a)``, a closed-form linear critic beside the
             adversary (same warm-up as λ_adv).
         lr: Adam learning rate of the VAE.
@@ -138,7 +143,7 @@ class ADVAEStage1(L.LightningModule):
                  kl_warmup_steps: int = 1000, lambda_adv: float = 1000.0, adv_warmup_steps: int = 1000,
                  lr: float = 1e-3, adv_lr: float = 1e-3, clf_lr: float = 1e-3, content_from: str = "drawing",
                  control_batches: int = 4, media_samples: int = 8, adv_steps: int = 10,
-                 lambda_decor: float = 0.0, probe_every_n_epochs: int = 5) -> None:
+                 lambda_decor: float = 0.0, probe_every_n_epochs: int = 5, adv_memory: int = 0) -> None:
         super().__init__()
         attributes = list(attributes or DEFAULT_ATTRIBUTES)
         self.save_hyperparameters()
@@ -147,9 +152,9 @@ class ADVAEStage1(L.LightningModule):
         k = len(attributes)
         if content_from not in ("photo", "drawing"):
             raise ValueError(f"content_from must be 'photo' or 'drawing', not {content_from!r}")
-        if adv_steps < 1 or probe_every_n_epochs < 0:
-            raise ValueError(f"adv_steps must be ≥ 1 and probe_every_n_epochs ≥ 0, got {adv_steps} and "
-                             f"{probe_every_n_epochs}")
+        if adv_steps < 1 or probe_every_n_epochs < 0 or adv_memory < 0:
+            raise ValueError(f"adv_steps must be ≥ 1, probe_every_n_epochs and adv_memory ≥ 0, got {adv_steps}, "
+                             f"{probe_every_n_epochs} and {adv_memory}")
         drawn = content_from == "drawing"
         self.encoder = ConvEncoder(3, image_size, width, 0 if drawn else content_dim, style_dim)
         self.content_encoder = ConvEncoder(1, image_size, width, content_dim, 0) if drawn else None
@@ -163,6 +168,7 @@ class ADVAEStage1(L.LightningModule):
         self.val_adv_acc = MeanMetric()
         self._media: dict[str, torch.Tensor] | None = None
         self._probed_step: int | None = None
+        self._memory: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=adv_memory)
 
     # -- the model ---------------------------------------------------------------------------------
     def encode(self, photos: torch.Tensor, drawings: torch.Tensor | None = None) -> tuple[Gaussian, Gaussian]:
@@ -237,8 +243,12 @@ class ADVAEStage1(L.LightningModule):
         # DDP sees every parameter used once per step).
         terms = self.losses(photos, attributes, self.global_step, drawings)
         latents = terms["mu"].detach()
+        recent = [latents, *(z for z, _ in self._memory)], [attributes, *(a for _, a in self._memory)]
+        recent_latents, recent_attributes = torch.cat(recent[0]), torch.cat(recent[1])
         for _ in range(self.hparams.adv_steps - 1):  # extra adversary steps: a sharper critic for the VAE
-            self._adversary_step(latents, attributes, opt_adv)
+            self._adversary_step(recent_latents, recent_attributes, opt_adv)
+        if self._memory.maxlen:
+            self._memory.appendleft((latents, attributes))
         adv_logits = self.adversary(latents)
         adv_loss = F.binary_cross_entropy_with_logits(adv_logits, attributes)
         clf_loss = F.binary_cross_entropy_with_logits(self.classifier(photos), attributes)

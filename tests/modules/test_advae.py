@@ -86,6 +86,17 @@ def trained_stage1(celeba, tmp_path_factory):
     return model, path, before, hair_control(model, batch), fit
 
 
+def test_extra_adversary_steps_read_the_recent_batches_latents(celeba, tmp_path):
+    model = ADVAEStage1(attributes=celeba.attributes, image_size=32, adv_steps=3, adv_memory=2, **SMALL)
+    seen = []
+    model.adversary.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    trainer(tmp_path, max_steps=4, limit_val_batches=0).fit(model, celeba)
+    # per step: the encoder's term on the current batch, 2 extra updates on it plus up to 2 remembered
+    # batches, then the joint update on the current batch alone
+    assert seen == [32, 32, 32, 32] + [32, 64, 64, 32] + [32, 96, 96, 32] * 2
+    assert len(model._memory) == 2
+
+
 @pytest.mark.parametrize("content_from", ["photo", "drawing"])
 def test_stage1_shapes_finite_losses_and_gradients_reach_every_network(celeba, content_from):
     model = ADVAEStage1(attributes=celeba.attributes, image_size=32, content_from=content_from, **SMALL)

@@ -99,10 +99,15 @@ def floors(paths: list[Path], size: int) -> dict:
     return {"pil_full": pil_full, "pil_draft": pil_draft, "tv_decode": tv_decode}
 
 
+def draw_seed(index: int, epoch: int) -> int:
+    """The augmentation seed of image ``index`` in ``epoch`` (the dataset takes ``(index, seed)``)."""
+    return epoch * 1_000_003 + index
+
+
 def sample(ds: ImageListDataset, epoch: int):
-    """One training item (by index) of the seeded order's ``epoch``."""
+    """One training item (by index), its crop and flip drawn from ``draw_seed(index, epoch)``."""
     def run(i):
-        assert "skipped" not in ds[(i, epoch)]
+        assert "skipped" not in ds[(i, draw_seed(i, epoch))]
     return run
 
 
@@ -119,10 +124,10 @@ def fidelity(fast: ImageListDataset, reference: ImageListDataset, size: int) -> 
 
     ours, yard = [], []
     for i in range(len(fast)):
-        f, r = fast[(i, 0)]["image"], reference[(i, 0)]["image"]
+        f, r = fast[(i, draw_seed(i, 0))]["image"], reference[(i, draw_seed(i, 0))]["image"]
         ours.append(stats(f, r))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(i)  # the sample's epoch-0 seed (epoch * 1_000_003 + index)
+            torch.manual_seed(draw_seed(i, 0))  # the reference's own crop box and flip
             b = bicubic(load_rgb(reference.root / reference.samples[i][0]))
         yard.append(stats(b, r))
     ours, yard = np.array(ours), np.array(yard)

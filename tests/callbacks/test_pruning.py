@@ -27,6 +27,7 @@ from affectlab.callbacks.pruning_importance import (
     select_layerwise,
 )
 from affectlab.datamodules.fashion_mnist import FashionMNIST
+from affectlab.datamodules.samples import write_sample
 from affectlab.modules.small_cnn import SmallCNNClassifier, SmallVGG
 from conftest import REPO, run_cli
 
@@ -154,7 +155,7 @@ class KeepAccepted(L.Callback):
 
 @pytest.fixture(scope="module")
 def fashion_sample(tmp_path_factory) -> dict:
-    return FashionMNIST.write_sample(tmp_path_factory.mktemp("fashion"), train=80, test=20)
+    return write_sample(FashionMNIST, tmp_path_factory.mktemp("fashion"), train=80, test=20)
 
 
 def test_stop_rule_backs_off_then_restores_the_last_accepted_network(fashion_sample, tmp_path):

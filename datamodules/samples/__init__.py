@@ -123,7 +123,8 @@ def photo_patches(reader: type, root: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     import yaml
 
-    parser = argparse.ArgumentParser(description="Write a reader's fake release (affectlab.datamodules.samples).")
+    parser = argparse.ArgumentParser(prog="python -m affectlab.datamodules.samples",
+                                     description="Write a reader's fake release in its exact on-disk layout.")
     parser.add_argument("reader", help="the reader's class name (FI, CelebA, ...) or class path")
     parser.add_argument("root", help="the folder to write it in")
     parser.add_argument("options", nargs="*", metavar="KEY=VALUE",
@@ -136,5 +137,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"option {option!r} is not KEY=VALUE")
         value = yaml.safe_load(value)
         options[key] = tuple(value) if isinstance(value, list) else value
-    overrides = write_sample(args.reader, args.root, **options)
+    try:
+        overrides = write_sample(args.reader, args.root, **options)
+    except (TypeError, ValueError) as err:  # an unknown reader or option, a count of the wrong form
+        parser.error(str(err))
     print(f"{args.reader} sample written to {args.root}; data overrides: {overrides}")

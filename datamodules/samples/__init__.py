@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import struct
 from pathlib import Path
 from typing import Any
@@ -141,4 +142,5 @@ def main(argv: list[str] | None = None) -> None:
         overrides = write_sample(args.reader, args.root, **options)
     except (TypeError, ValueError) as err:  # an unknown reader or option, a count of the wrong form
         parser.error(str(err))
-    print(f"{args.reader} sample written to {args.root}; data overrides: {overrides}")
+    print(f"{args.reader} sample written to {args.root}; point a config at it with:")
+    print(" ".join(f"--data.init_args.{key} {shlex.quote(str(value))}" for key, value in overrides.items()))

@@ -76,7 +76,7 @@ def write_sample(reader: type | str, root: str | Path, **options: Any) -> dict[s
 
 
 def ensure_sample(reader: type | str, root: str | Path, **options: Any) -> dict[str, Any]:
-    """``write_sample`` unless ``root`` already holds something; the overrides either way."""
+    """``write_sample`` unless ``root`` already holds something (then only ``{"root": root}`` is returned)."""
     root = Path(root)
     if root.is_dir() and any(root.iterdir()):
         return {"root": str(root)}

@@ -119,14 +119,13 @@ def items(taxonomy: Taxonomy, plan: Plan, per_class: int | Mapping[str, int] | N
     return out
 
 
-def draw(taxonomy: Taxonomy, label: int, rng: np.random.Generator, size: int) -> Image.Image:
-    """A picture of leaf ``label``: warm hues for positive classes, cool for negative, when they fit apart."""
+def looks(taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """Per leaf, how ``class_image`` draws it: warm hues for positive classes, cool for negative, when they fit apart."""
     sentiment = taxonomy.leaf_to_level(0).tolist()
-    positive = taxonomy.levels[0][sentiment[label]] == "positive"
-    rank = sentiment[:label].count(sentiment[label])
     if max(sentiment.count(s) for s in set(sentiment)) > 4:  # too many classes for the two hue ranges
-        return class_image(label, rng, size, n_classes=len(sentiment))
-    return class_image(label, rng, size, n_classes=len(sentiment), positive=positive, rank=rank)
+        return [{"n_classes": len(sentiment)} for _ in sentiment]
+    return [{"n_classes": len(sentiment), "positive": taxonomy.levels[0][s] == "positive",
+             "rank": sentiment[:label].count(s)} for label, s in enumerate(sentiment)]
 
 
 # -- what each layout kind writes besides the pictures: returns each item's image path ----------------
@@ -172,7 +171,10 @@ def _vote_table(layout: VoteTable, root: Path, items: list[Item], reader: type[V
 
 
 def _json_splits(layout: JSONSplits, root: Path, items: list[Item], reader: type[VEADataModule]) -> list[str]:
-    """``[label, id, image, annotation]`` entries, an annotation file each, and ``info.json``'s label order."""
+    """``[label, id, image, annotation]`` entries, an annotation file each, and ``info.json``'s label order.
+
+    The entries carry the paths, so the folders are the release's own (EmoSet's ``image/``, ``annotation/``).
+    """
     entries = []
     for item in items:
         annotation = root / "annotation" / item.cls / f"{item.stem}.json"
@@ -224,9 +226,10 @@ def write_vea(reader: type[VEADataModule], root: Path, per_class: int | Mapping[
     root.mkdir(parents=True, exist_ok=True)
     paths = KINDS[plan.layout](layout, root, planned, reader)
     rng = np.random.default_rng(seed)
+    drawn = looks(taxonomy)
     for item, rel in zip(planned, paths, strict=True):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        draw(taxonomy, item.label, rng, size).save(root / rel, quality=92)
+        class_image(item.label, rng, size, **drawn[item.label]).save(root / rel, quality=92)
         if plan.stimuli:
             target = root / plan.stimuli / Path(rel).relative_to(Path(rel).parts[0])
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """AD-VAE disentanglement, attribute control on rare combinations, and stage 2 (docs/advae.md).
 
 Synthetic faces in CelebA's layout whose training attributes are correlated as in real CelebA
-(``CelebA.write_sample(correlated=True)``: no young or female gray-haired face, few rosy-cheeked
+(``write_sample(CelebA, root, correlated=True)``: no young or female gray-haired face, few rosy-cheeked
 men) and whose validation attributes are independent. For each (content_from, λ_adv, adv_steps,
 seed) not yet in the CSV, stage 1 is trained and measured:
 
@@ -44,6 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.utils import make_grid, save_image  # noqa: E402
 
 from affectlab.datamodules.celeba import CelebA  # noqa: E402
+from affectlab.datamodules.samples import write_sample  # noqa: E402
 from affectlab.modules.advae import ADVAEStage1, ADVAEStage2  # noqa: E402
 from affectlab.modules.advae.media import (  # noqa: E402
     control_floor_hits,
@@ -83,7 +84,7 @@ def judge(work: Path, steps: int = 600) -> tuple[AttributeClassifier, list[float
     path = work / "judge.pt"
     root = work / "judge_faces"
     if not (root / "list_attr_celeba.txt").exists():
-        CelebA.write_sample(root, counts=(1536, 256, 8), seed=99)
+        write_sample(CelebA, root, counts=(1536, 256, 8), seed=99)
     dm = CelebA(root=str(root), image_size=32, batch_size=64, num_workers=0, hflip=True, drawings=False)
     dm.setup("fit")
     net = AttributeClassifier(len(dm.attributes), 32)
@@ -326,7 +327,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     root = work / f"faces_{args.train}"
     if not (root / "list_attr_celeba.txt").exists():
-        CelebA.write_sample(root, counts=(args.train, 128, 8), correlated=True)
+        write_sample(CelebA, root, counts=(args.train, 128, 8), correlated=True)
     dm = CelebA(root=str(root), image_size=32, batch_size=32, num_workers=0, hflip=True, cache_drawings=True)
     dm.setup("fit")
     referee, referee_acc = judge(work)

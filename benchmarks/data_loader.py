@@ -1,6 +1,6 @@
 """Images/s per worker core of the VEA training sample, against the JPEG-decode floors, in one run.
 
-Generates ``--images`` photos (``datamodules/synthetic.py``'s ``photo``: tiles of real photos at
+Generates ``--images`` photos (``datamodules/samples/pictures.py``'s ``photo``: tiles of real photos at
 their native pixel scale) at camera sizes from 500×375 to 1600×1200, JPEG quality 90, in FI's
 layout, and pre-shrunk copies of them (``affectlab-data shrink``, short side 256 and 512). Then,
 single-threaded (one worker core), for each crop size it times one pass over every image of:
@@ -47,8 +47,8 @@ from torchvision.transforms import v2  # noqa: E402
 from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from affectlab.datamodules.hierarchy import MIKELS  # noqa: E402
 from affectlab.datamodules.images import load_rgb  # noqa: E402
+from affectlab.datamodules.samples.pictures import photo  # noqa: E402
 from affectlab.datamodules.shrink import shrink_release  # noqa: E402
-from affectlab.datamodules.synthetic import photo  # noqa: E402
 from affectlab.datamodules.vea.base import ImageListDataset  # noqa: E402
 from affectlab.datamodules.vea.fi import FI  # noqa: E402
 

@@ -36,7 +36,7 @@ import lightning as L  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from affectlab.datamodules.hierarchy import MIKELS  # noqa: E402
-from affectlab.datamodules.synthetic import photo  # noqa: E402
+from affectlab.datamodules.samples.pictures import photo  # noqa: E402
 from affectlab.datamodules.vea.fi import FI  # noqa: E402
 from affectlab.modules.classifier import EmotionClassifier  # noqa: E402
 

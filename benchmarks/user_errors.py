@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from affectlab.datamodules.synthetic import make_fi_sample  # noqa: E402
+from affectlab.datamodules.samples import write_sample  # noqa: E402
 from affectlab.experiments.cli import main  # noqa: E402
 from affectlab.experiments.errors import run_reporting_errors  # noqa: E402
 
@@ -46,7 +46,7 @@ def main_(repeats: int) -> None:
     work = Path(tempfile.mkdtemp())
     os.environ["AFFECTLAB_RUNS"] = str(work / "runs")
     os.environ["WANDB_MODE"] = "disabled"
-    root = make_fi_sample(work / "fi", per_class=12, size=48)
+    root = Path(write_sample("FI", work / "fi", per_class=12, size=48)["root"])
     base = ["fit", "-c", str(REPO / "experiments/baseline/demo.yaml"), "--data.init_args.root", str(root),
             "--data.init_args.num_workers", "0", "--trainer.logger", "false"]
     rows = []

@@ -368,7 +368,7 @@ class GradualGlobalPruning(Callback):
         log.info("pruning step %d %s: %s=%.4f params=%d (%.3f) FLOPs=%d (%.3f)", self.step, status, self.monitor,
                  metric, params, row["params_ratio"], flops, row["flops_ratio"])
         if self.report is not None and trainer.is_global_zero:
-            self.report.write(self.rows, self.monitor, trainer.logger)
+            self.report.write(self.rows, self.monitor, trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Judge the last surgery on the validation that ends its fine-tuning (docs/pruning.md, "Stop")."""
@@ -566,7 +566,7 @@ class GradualGlobalPruning(Callback):
         self._write_history(trainer)
         if trainer.is_global_zero:
             if self.report is not None:
-                self.report.write(self.rows, self.monitor, trainer.logger, final=True)
+                self.report.write(self.rows, self.monitor, trainer, final=True)
             if self.export:
                 export_network(pl_module, self._example(trainer, pl_module), f"{root}/pruned")
 

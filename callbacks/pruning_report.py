@@ -3,7 +3,9 @@
 Per step: the widths of every layer, parameters, FLOPs and the monitored metric, written to the
 run folder as ``pruning.csv``, ``pruning.png`` (metric against FLOPs ratio) and
 ``pruning_layers.png`` (channels each layer lost at each accepted step, one bar per layer and
-step) and logged to W&B as a table, a line plot and one bar chart per step. At the end, the pruned network for deployment: the whole module
+step). At the end, the two pictures go to W&B through the one picture helper
+(``callbacks/publish.py``; keys ``pruning/plot`` and ``pruning/layers``), with the table, a line
+plot and one bar chart per step; and the pruned network is saved for deployment: the whole module
 pickled with its structure (``module.pt``) and a ``torch.export`` program (``program.pt2``), or a
 TorchScript trace when export is not possible.
 """
@@ -19,6 +21,8 @@ from typing import Any
 import torch
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
+
+from affectlab.callbacks.publish import publish
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,8 @@ class PruningReport:
         frame = pd.DataFrame([{**r, "widths": json.dumps(r["widths"])} for r in rows])
         return frame
 
-    def write(self, rows: list[dict[str, Any]], monitor: str, logger: Any = None, final: bool = False) -> None:
+    def write(self, rows: list[dict[str, Any]], monitor: str, trainer: Any = None, final: bool = False) -> None:
+        """Rewrite the CSV and the pictures; when ``final``, also publish them with ``trainer``'s loggers."""
         if not rows:
             return
         self.root.mkdir(parents=True, exist_ok=True)
@@ -46,7 +51,7 @@ class PruningReport:
         self.plot(frame, monitor)
         self.plot_layers(rows)
         if final:
-            self._log_wandb(frame, monitor, logger)
+            self._publish(frame, monitor, trainer)
 
     def plot(self, frame: Any, monitor: str) -> None:
         import matplotlib
@@ -102,28 +107,31 @@ class PruningReport:
         fig.savefig(self.root / "pruning_layers.png", dpi=120)
         plt.close(fig)
 
-    def _log_wandb(self, frame: Any, monitor: str, logger: Any) -> None:
-        loggers = logger if isinstance(logger, list) else [logger]
-        for lg in loggers:
-            if not isinstance(lg, WandbLogger):
-                continue
-            try:
+    def _publish(self, frame: Any, monitor: str, trainer: Any) -> None:
+        """The pictures through ``publish`` (as written in the run folder), the table and charts to W&B."""
+        if trainer is None:
+            return
+        try:
+            for key, name, caption in (("pruning/plot", "pruning.png", f"{monitor} against the FLOPs ratio"),
+                                       ("pruning/layers", "pruning_layers.png", "channels removed per layer and step")):
+                if (self.root / name).is_file():
+                    publish(trainer, key, self.root / name, caption=caption)
+            for lg in trainer.loggers:
+                if not isinstance(lg, WandbLogger):
+                    continue
                 import wandb
 
                 table = wandb.Table(dataframe=frame)
                 media = {"pruning/steps": table,
                          "pruning/metric_vs_flops": wandb.plot.line(
-                             table, "flops_ratio", monitor, title=f"{monitor} vs FLOPs ratio"),
-                         "pruning/plot": wandb.Image(str(self.root / "pruning.png"))}
-                if (self.root / "pruning_layers.png").is_file():
-                    media["pruning/layers"] = wandb.Image(str(self.root / "pruning_layers.png"))
+                             table, "flops_ratio", monitor, title=f"{monitor} vs FLOPs ratio")}
                 for step, removed in self.removed_per_step(self._rows):
                     bars = wandb.Table(data=[[n, c] for n, c in removed.items()], columns=["layer", "removed"])
                     media[f"pruning/removed_step{step}"] = wandb.plot.bar(
                         bars, "layer", "removed", title=f"channels removed at step {step}")
                 lg.experiment.log(media)
-            except Exception as err:  # a report must never break a finished run
-                warnings.warn(f"could not log the pruning report to W&B: {err}", stacklevel=2)
+        except Exception as err:  # a report must never break a finished run
+            warnings.warn(f"could not log the pruning report to W&B: {err}", stacklevel=2)
 
 
 class _Deployable(nn.Module):

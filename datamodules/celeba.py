@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from affectlab.datamodules.face_attributes import CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES
+from affectlab.datamodules.face_attributes import DEFAULT_ATTRIBUTES
 from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.sketch import DrawingCache, XDoG
 from affectlab.datamodules.splits import SplitLoaders
@@ -232,58 +231,3 @@ class CelebA(SplitLoaders, L.LightningDataModule):
     def teardown(self, stage: str) -> None:
         if self.skip_report.total():
             log.warning("CelebA: %s", self.skip_report.summary())
-
-    # -- a tiny release for tests and config checks ------------------------------------------------
-    @classmethod
-    def write_sample(cls, root: str | Path, counts: tuple[int, int, int] = (96, 32, 16), height: int = 78,
-                     width: int = 64, seed: int = 0, bad_files: bool = False,
-                     correlated: bool = False) -> dict[str, Any]:
-        """Write synthetic faces with controllable attributes in CelebA's exact layout under ``root``.
-
-        The faces carry their labels visibly (``datamodules/synthetic_faces.py``): hair colour in
-        the hair region, Pale_Skin in the face tone, and so on. ``bad_files`` lists a zero-byte and
-        a truncated file in the training split. ``correlated`` draws the training split's attributes
-        together as in real CelebA (``synthetic_faces.CORRELATED_RULES``: no young or female face
-        with gray hair, few men with rosy cheeks) and keeps validation and test independent, so that
-        control can be scored on combinations that training rarely or never shows. Returns the data
-        overrides for a config test.
-        """
-        from affectlab.datamodules.synthetic_faces import face_image, random_attributes
-
-        root = Path(root)
-        (root / IMAGES).mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(seed)
-        total = sum(counts)
-        attr_lines = [str(total), " ".join(CELEBA_ATTRIBUTES) + " "]
-        part_lines = []
-        for i in range(total):
-            name = f"{i + 1:06d}.jpg"
-            values = random_attributes(list(CELEBA_ATTRIBUTES), rng, correlated=correlated and i < counts[0])
-            face_image(values, rng, height, width).save(root / IMAGES / name, quality=95)
-            attr_lines.append(name + " " + " ".join(" 1" if values[a] else "-1" for a in CELEBA_ATTRIBUTES))
-            part_lines.append(f"{name} {0 if i < counts[0] else 1 if i < counts[0] + counts[1] else 2}")
-        if bad_files:
-            (root / IMAGES / "000001.jpg").write_bytes(b"")
-            data = (root / IMAGES / "000002.jpg").read_bytes()
-            (root / IMAGES / "000002.jpg").write_bytes(data[:20])
-        (root / ATTR_FILE).write_text("\n".join(attr_lines) + "\n")
-        (root / PARTITION_FILE).write_text("\n".join(part_lines) + "\n")
-        return {"root": str(root), "image_size": 32, "batch_size": 16, "num_workers": 0}
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m datamodules.celeba [ROOT]``: write the synthetic-face sample the demo trains on."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("root", nargs="?", default="data/sample_celeba")
-    parser.add_argument("--train", type=int, default=512, help="training images")
-    parser.add_argument("--correlated", action="store_true",
-                        help="training attributes drawn together as in real CelebA (validation and test independent)")
-    args = parser.parse_args(argv)
-    CelebA.write_sample(args.root, counts=(args.train, 128, 64), correlated=args.correlated)
-    print(f"synthetic CelebA-layout sample written to {args.root}")
-
-
-if __name__ == "__main__":
-    main()

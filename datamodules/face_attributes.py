@@ -1,7 +1,7 @@
 """The 40 CelebA attribute names in the release's column order, and the ones AD-VAE controls by default.
 
-A module of its own so that the CelebA reader, the line-drawing reader and the synthetic faces share
-the names without importing each other.
+A module of its own so that the CelebA reader and the line-drawing reader share the names without
+importing each other (the synthetic faces, ``datamodules/samples/faces.py``, read them here too).
 """
 
 from __future__ import annotations

@@ -19,13 +19,11 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import struct
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
@@ -185,22 +183,3 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
         self.setup()
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=train,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    @classmethod
-    def write_sample(cls, root: str | Path, train: int = 240, test: int = 60, seed: int = 0) -> dict[str, Any]:
-        """Write a tiny Fashion-MNIST in torchvision's raw IDX layout: one separable pattern per class."""
-        rng = np.random.default_rng(seed)
-        raw = Path(root) / "FashionMNIST" / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        yy, xx = np.mgrid[0:28, 0:28] / 28.0
-        for split, n in (("train", train), ("t10k", test)):
-            labels = np.arange(n) % len(CLASSES)
-            images = np.empty((n, 28, 28), dtype=np.uint8)
-            for i, label in enumerate(labels):
-                angle = np.pi * label / len(CLASSES)
-                stripes = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * (xx * np.cos(angle) + yy * np.sin(angle)))
-                image = stripes * (0.4 + 0.06 * label) + rng.normal(0, 0.08, (28, 28))
-                images[i] = (np.clip(image, 0, 1) * 255).astype(np.uint8)
-            (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
-            (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
-        return {"root": str(root), "val_size": train // 5, "batch_size": 32, "num_workers": 0}

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from PIL import Image
 from skimage import data as skdata
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
@@ -95,16 +94,6 @@ class InversionImages(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         return DataLoader(_Repeat(self.images, self.iterations), batch_size=1, num_workers=0)
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """Write a small content and style PNG under ``root``; return the overrides that use them (16 px, 3 steps)."""
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        for name, photo in (("content.png", skdata.astronaut()), ("style.png", skdata.coffee())):
-            Image.fromarray(photo).resize((48, 40)).save(root / name)       # not square: exercises the crop
-        return {"root": str(root), "content": "content.png", "style": "style.png", "image_size": 16, "iterations": 3}
-
 
 
 def sample_photo(name: str) -> torch.Tensor:
@@ -203,8 +192,3 @@ class PhotoPatches(SplitLoaders, LightningDataModule):
             self.datasets[split].epoch = self.trainer.current_epoch
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=train,
                           num_workers=self.num_workers)
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """The photos ship with scikit-image: nothing to write; return overrides for a tiny run (16 px, a few crops)."""
-        return {"image_size": 16, "train_size": 8, "val_size": 4, "test_size": 4, "batch_size": 2}

@@ -195,20 +195,6 @@ class LineDrawings(L.LightningDataModule):
                 vectors[m, self.attributes.index(name)] = float(value)
         return vectors
 
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """Write a few synthetic face photos under ``root`` (turned into drawings at predict time)."""
-        import numpy as np
-
-        from affectlab.datamodules.synthetic_faces import face_image, random_attributes
-
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        for i in range(4):
-            face_image(random_attributes(DEFAULT_ATTRIBUTES, rng), rng).save(root / f"face_{i}.png")
-        return {"root": str(root), "kind": "photos"}
-
     def setup(self, stage: str | None = None) -> None:
         if not self.root.is_dir():
             raise FileNotFoundError(f"LineDrawings: the folder {self.root} does not exist (--data.root)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from affectlab.datamodules.synthetic import ensure_fi_sample
+from affectlab.datamodules.samples import ensure_sample
 from affectlab.experiments.cli import main as cli_main
 
 HERE = Path(__file__).resolve().parent
@@ -24,7 +24,7 @@ def demo_config() -> Path:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     argv = list(sys.argv[1:] if argv is None else argv)
-    root = ensure_fi_sample(SAMPLE)
+    root = Path(ensure_sample("FI", SAMPLE, per_class=40, size=64)["root"])
     config = demo_config()
     print(f"sample set: {root.resolve()} (FI layout, 8 classes)\nconfig: {config}")
     cli = cli_main(["fit", "-c", str(config), "--data.init_args.root", str(root), *argv])

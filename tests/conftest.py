@@ -33,9 +33,9 @@ def _isolated_runs(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def fi_sample(tmp_path_factory) -> Path:
     """A small FI-layout sample set (8 classes × 12 images, 48 px), shared by the session."""
-    from affectlab.datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.samples import write_sample
 
-    return make_fi_sample(tmp_path_factory.mktemp("fi_sample"), per_class=12, size=48)
+    return Path(write_sample("FI", tmp_path_factory.mktemp("fi_sample"), per_class=12, size=48)["root"])
 
 
 @pytest.fixture(scope="module")

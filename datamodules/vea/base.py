@@ -309,15 +309,6 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         """Where a sample's stimuli map lives, when the benchmark has them and the caller asked (EmotionROI)."""
         return None
 
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """Write a small sample of this benchmark in its exact release layout under ``root``.
-
-        Returns the ``data.init_args`` overrides that point a config at it (at least ``root``). The
-        config tests run every YAML in ``experiments/`` on such a sample.
-        """
-        raise NotImplementedError(f"{cls.__name__} has no sample writer")
-
     # -- finding and reading the release -------------------------------------------------------------
     def find_layout(self) -> Layout:
         """The first declared layout present under ``root``; otherwise one error naming them all."""

@@ -61,32 +61,3 @@ class EmotionROI(VEADataModule):
 
     def stimuli_source(self) -> Callable[[str], Path | None] | None:
         return self.stimuli_path if self.with_stimuli else None
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """Six classes × 8 images, a stimuli map (a bright disc on the blob) for each, a 6/2 split."""
-        import numpy as np
-        from PIL import Image, ImageDraw
-
-        from affectlab.datamodules.hierarchy import EKMAN, EKMAN_POSITIVE
-        from affectlab.datamodules.synthetic import class_image
-
-        root = Path(root)
-        rng = np.random.default_rng(0)
-        train, test = [], []
-        for label, name in enumerate(EKMAN):
-            (root / "images" / name).mkdir(parents=True, exist_ok=True)
-            (root / STIMULI_DIR / name).mkdir(parents=True, exist_ok=True)
-            for i in range(8):
-                file = f"{i + 1}.jpg"
-                class_image(label, rng, 48, n_classes=len(EKMAN), positive=name in EKMAN_POSITIVE).save(
-                    root / "images" / name / file)
-                stimuli = Image.new("L", (48, 48))
-                cx, cy = rng.integers(10, 38, 2).tolist()
-                ImageDraw.Draw(stimuli).ellipse((cx - 8, cy - 8, cx + 8, cy + 8), fill=255)
-                stimuli.save(root / STIMULI_DIR / name / file)
-                (train if i < 6 else test).append(f"{name}/{file}")
-        (root / SPLIT_DIR).mkdir(exist_ok=True)
-        (root / SPLIT_DIR / "training.txt").write_text("\n".join(train) + "\n")
-        (root / SPLIT_DIR / "testing.txt").write_text("\n".join(test) + "\n")
-        return {"root": str(root), "image_size": 64}

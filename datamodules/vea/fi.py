@@ -5,9 +5,6 @@ stratified, seeded 80/5/15 split is built. WSCNet's re-release is already split 
 ``{train,val,test}/<class>/`` with abbreviated folder names (amuse, content, excit, sad).
 """
 
-from pathlib import Path
-from typing import Any
-
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders
 
@@ -26,10 +23,3 @@ class FI(VEADataModule):
                      description="WSCNet's split folders: {train,val,test}/<class>/<file>.jpg (amuse, anger, awe, ...)"),
         SplitFiles(aliases=WSCNET_ALIASES),
     )
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from affectlab.datamodules.synthetic import make_fi_sample
-
-        # 12 per class so the 5 % validation split holds one image per class; small crops keep config tests quick.
-        return {"root": str(make_fi_sample(root, per_class=12, size=48)), "image_size": 64}

@@ -6,7 +6,6 @@ form). No official split: the customary stratified, seeded 80/5/15 split is buil
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from affectlab.datamodules.hierarchy import SENTIMENT
@@ -27,9 +26,3 @@ class Flickr(VEADataModule):
 
     def __init__(self, root: str = "data/Flickr", **kwargs: Any) -> None:
         super().__init__(root=root, **kwargs)
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from affectlab.datamodules.synthetic import make_sentiment_sample
-
-        return {"root": str(make_sentiment_sample(root, counts={"positive": 20, "negative": 20})), "image_size": 64}

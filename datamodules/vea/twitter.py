@@ -10,7 +10,6 @@ Twitter II: 603 images in ``{positive,negative}/``, or already split into
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from affectlab.datamodules.hierarchy import SENTIMENT
@@ -56,26 +55,6 @@ class TwitterI(VEADataModule):
     def protocol(self) -> dict[str, Any]:
         return {"agree": self.agree, "fold": self.fold, **({"columns": self.columns} if self.columns else {})}
 
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """30 images with 5/0, 4/1 and 3/2 vote splits each way, in the release's CSV form."""
-        import numpy as np
-
-        from affectlab.datamodules.synthetic import class_image
-
-        root = Path(root)
-        (root / "Agg_AMT_Candidates").mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        rows = ["image,total_votes,positive_votes,negative_votes"]
-        votes = [(5, 0), (4, 1), (3, 2), (0, 5), (1, 4), (2, 3)]
-        for i in range(30):
-            pos, neg = votes[i % len(votes)]
-            name = f"{1000 + i}.jpg"
-            class_image(int(pos > neg), rng, 48, n_classes=2, positive=pos > neg).save(root / "Agg_AMT_Candidates" / name)
-            rows.append(f"{name},5,{pos},{neg}")
-        (root / "amt_result.csv").write_text("\n".join(rows) + "\n")
-        return {"root": str(root), "agree": 3, "image_size": 64}
-
 
 class TwitterII(VEADataModule):
     """Twitter II: ``{positive,negative}/`` with 5-fold cross-validation, or pre-split folders.
@@ -103,9 +82,3 @@ class TwitterII(VEADataModule):
 
     def protocol(self) -> dict[str, Any]:
         return {"fold": self.fold}
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        from affectlab.datamodules.synthetic import make_sentiment_sample
-
-        return {"root": str(make_sentiment_sample(root, counts={"positive": 16, "negative": 8})), "image_size": 64}

@@ -9,10 +9,9 @@ left out of the splits. Validation is carved from train, stratified and seeded (
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from affectlab.datamodules.hierarchy import WEBEMO_LEAVES, Taxonomy
+from affectlab.datamodules.hierarchy import WEBEMO_LEAVES
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.download import FetchReport, fetch_images
 from affectlab.datamodules.vea.layouts import SplitFiles, URLLists, url_file_name
@@ -77,24 +76,3 @@ class WEBEmo(VEADataModule):
         return fetch_images(items, self.root / REPORT, workers=self.download_workers, timeout=self.download_timeout,
                             retry_dead=self.retry_dead, progress=progress,
                             max_bytes=int(self.download_max_mb * (1 << 20)))
-
-    @classmethod
-    def write_sample(cls, root: str | Path) -> dict[str, Any]:
-        """Both lists with ``http://127.0.0.1:9/...`` URLs (never fetched: every image is already there)."""
-        import numpy as np
-
-        from affectlab.datamodules.synthetic import class_image
-
-        root = Path(root)
-        (root / "images").mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        n = len(Taxonomy.from_spec(cls.taxonomy_name).leaves)
-        for split, per_class in (("train25.txt", 6), ("test25.txt", 1)):
-            lines = []
-            for label in range(n):
-                for i in range(per_class):
-                    url = f"http://127.0.0.1:9/webemo/{split[:-6]}/{label:02d}_{i}.jpg"
-                    class_image(label, rng, 48, n_classes=n).save(root / "images" / url_file_name(url))
-                    lines.append(f"{url} {label}")
-            (root / split).write_text("\n".join(lines) + "\n")
-        return {"root": str(root), "download": False, "image_size": 64}

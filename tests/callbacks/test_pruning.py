@@ -27,6 +27,7 @@ from affectlab.callbacks.pruning_importance import (
     select_layerwise,
 )
 from affectlab.datamodules.fashion_mnist import FashionMNIST
+from affectlab.datamodules.samples import write_sample
 from affectlab.modules.small_cnn import SmallCNNClassifier, SmallVGG
 from conftest import REPO, run_cli
 
@@ -154,7 +155,7 @@ class KeepAccepted(L.Callback):
 
 @pytest.fixture(scope="module")
 def fashion_sample(tmp_path_factory) -> dict:
-    return FashionMNIST.write_sample(tmp_path_factory.mktemp("fashion"), train=80, test=20)
+    return write_sample(FashionMNIST, tmp_path_factory.mktemp("fashion"), train=80, test=20)
 
 
 def test_stop_rule_backs_off_then_restores_the_last_accepted_network(fashion_sample, tmp_path):
@@ -455,3 +456,37 @@ def test_layerwise_keys_take_the_same_share_of_every_layer():
     keys = layerwise_keys([torch.rand(10), torch.rand(40) * 100])
     chosen = select_flops(keys, [1.0, 1.0], budget=10)
     assert [len(c) for c in chosen] == [2, 8]
+
+
+def test_the_report_publishes_its_pictures_through_the_one_helper(tmp_path, monkeypatch):
+    """The final report logs pruning.png and pruning_layers.png by ``publish`` (run folder path, W&B key,
+    step), and the step table, line plot and bar charts straight to the run."""
+    from types import SimpleNamespace
+
+    import affectlab.callbacks.pruning_report as report_module
+    import affectlab.callbacks.publish as publish_module
+    from affectlab.callbacks.pruning_report import PruningReport
+
+    class RecordingWandb:
+        def __init__(self) -> None:
+            self.images, self.logged = [], []
+            self.experiment = SimpleNamespace(log=self.logged.append)
+
+        def log_image(self, **kwargs) -> None:
+            self.images.append(kwargs)
+
+    monkeypatch.setattr(publish_module, "WandbLogger", RecordingWandb)
+    monkeypatch.setattr(report_module, "WandbLogger", RecordingWandb)
+    wandb = RecordingWandb()
+    trainer = SimpleNamespace(default_root_dir=str(tmp_path), current_epoch=4, global_step=40, is_global_zero=True,
+                              loggers=[wandb])
+    rows = [{"step": s, "epoch": s, "status": status, "val/acc": acc, "params": 10, "flops": 10, "params_ratio": 1.0,
+             "flops_ratio": 1 - 0.2 * s, "widths": {"conv1": 8 - s, "conv2": 16 - 2 * s}}
+            for s, (status, acc) in enumerate([("baseline", 0.9), ("accepted", 0.88), ("rejected", 0.7)])]
+    report = PruningReport(tmp_path)
+    report.write(rows, "val/acc", trainer)
+    assert wandb.images == [] and wandb.logged == []  # steps only rewrite the files
+    report.write(rows, "val/acc", trainer, final=True)
+    assert [(i["key"], i["images"], i["step"]) for i in wandb.images] == [
+        ("pruning/plot", [str(tmp_path / "pruning.png")], 40), ("pruning/layers", [str(tmp_path / "pruning_layers.png")], 40)]
+    assert set(wandb.logged[0]) == {"pruning/steps", "pruning/metric_vs_flops", "pruning/removed_step1"}

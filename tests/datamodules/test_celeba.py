@@ -7,21 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from affectlab.datamodules.celeba import (
-    ATTR_FILE,
-    CELEBA_ATTRIBUTES,
-    DEFAULT_ATTRIBUTES,
-    CelebA,
-    CelebAFormatError,
-)
-from affectlab.datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
+from affectlab.datamodules.celeba import ATTR_FILE, DEFAULT_ATTRIBUTES, CelebA, CelebAFormatError
+from affectlab.datamodules.face_attributes import CELEBA_ATTRIBUTES
+from affectlab.datamodules.samples import write_sample
+from affectlab.datamodules.samples.faces import HAIR_COLOURS, hair_probe_colour
 from affectlab.datamodules.vea.layouts import LayoutError
 
 
 @pytest.fixture(scope="module")
 def celeba_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("celeba")
-    CelebA.write_sample(root, counts=(24, 8, 8))
+    write_sample(CelebA, root, counts=(24, 8, 8))
     return root
 
 
@@ -80,7 +76,7 @@ def test_synthetic_faces_show_their_hair_colour(celeba_root):
 
 
 def test_undecodable_files_are_skipped_and_counted(tmp_path):
-    CelebA.write_sample(tmp_path, counts=(12, 4, 4), bad_files=True)
+    write_sample(CelebA, tmp_path, counts=(12, 4, 4), bad_files=True)
     dm = CelebA(root=str(tmp_path), image_size=32, batch_size=4, num_workers=0)
     dm.setup("fit")
     seen = sum(len(dm.on_after_batch_transfer(b, 0)["image"]) for b in dm.train_dataloader())
@@ -89,7 +85,7 @@ def test_undecodable_files_are_skipped_and_counted(tmp_path):
 
 
 def test_malformed_attribute_file_fails_naming_file_and_line(tmp_path):
-    CelebA.write_sample(tmp_path, counts=(4, 2, 2))
+    write_sample(CelebA, tmp_path, counts=(4, 2, 2))
     lines = (tmp_path / ATTR_FILE).read_text().splitlines()
     lines[4] = " ".join(lines[4].split()[:-3])  # line 5 loses three values
     (tmp_path / ATTR_FILE).write_text("\n".join(lines) + "\n")
@@ -112,7 +108,7 @@ def test_correlated_sample_ties_the_training_attributes_and_keeps_validation_ind
     """As in real CelebA: gray hair only on old men, rosy cheeks mostly on women (training split)."""
     import numpy as np
 
-    from affectlab.datamodules.synthetic_faces import random_attributes
+    from affectlab.datamodules.samples.faces import random_attributes
 
     rng = np.random.default_rng(0)
     train = [random_attributes(DEFAULT_ATTRIBUTES, rng, correlated=True) for _ in range(2000)]
@@ -128,7 +124,7 @@ def test_correlated_sample_ties_the_training_attributes_and_keeps_validation_ind
 
 
 def test_write_sample_correlates_the_training_split_only(tmp_path):
-    CelebA.write_sample(tmp_path, counts=(48, 48, 4), correlated=True)
+    write_sample(CelebA, tmp_path, counts=(48, 48, 4), correlated=True)
     dm = CelebA(root=str(tmp_path), image_size=32, num_workers=0)
     dm.setup("fit")
     gray, male, young = (DEFAULT_ATTRIBUTES.index(n) for n in ("Gray_Hair", "Male", "Young"))

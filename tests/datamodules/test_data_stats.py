@@ -8,13 +8,13 @@ import yaml
 from lightning.pytorch.loggers import WandbLogger
 
 from affectlab.callbacks.data_stats import DataStatsTable
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.stats import COLUMNS, main, stats_rows
-from affectlab.datamodules.synthetic import make_fi_sample
 from affectlab.datamodules.vea import FI, EmotionROI
 
 
 def test_stats_prints_counts_unreadable_and_taxonomy(tmp_path, capsys):
-    make_fi_sample(tmp_path / "fi", per_class=4, size=32, bad_files=True)
+    write_sample(FI, tmp_path / "fi", per_class=4, size=32, bad_files=True)
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump({"model": {"class_path": "x"},
                                       "data": {"class_path": "affectlab.datamodules.vea.FI", "init_args": {"root": "elsewhere"}}}))
@@ -30,7 +30,7 @@ def test_stats_prints_counts_unreadable_and_taxonomy(tmp_path, capsys):
 
 
 def test_stats_rows_count_missing_per_class(tmp_path):
-    EmotionROI.write_sample(tmp_path)
+    write_sample(EmotionROI, tmp_path)
     (tmp_path / "images" / "fear" / "7.jpg").unlink()
     dm = EmotionROI(root=str(tmp_path), num_workers=0)
     rows = stats_rows(dm, decode=False, progress=False)
@@ -40,7 +40,7 @@ def test_stats_rows_count_missing_per_class(tmp_path):
 
 
 def test_config_overrides_reach_the_datamodule(tmp_path, capsys):
-    EmotionROI.write_sample(tmp_path / "roi")
+    write_sample(EmotionROI, tmp_path / "roi")
     main(["stats", "-c", "experiments/baseline/emotionroi.yaml", f"--data.root={tmp_path / 'roi'}",
           "--data.seed", "3", "--no-decode"])
     out = capsys.readouterr().out

@@ -10,10 +10,11 @@ import torch
 
 from affectlab.datamodules import fashion_mnist
 from affectlab.datamodules.fashion_mnist import FILES, FashionMNIST, FashionMNISTError
+from affectlab.datamodules.samples import write_sample
 
 
 def test_sample_in_torchvision_layout_gives_vea_style_batches(tmp_path):
-    overrides = FashionMNIST.write_sample(tmp_path, train=50, test=20)
+    overrides = write_sample(FashionMNIST, tmp_path, train=50, test=20)
     data = FashionMNIST(**{**overrides, "val_size": 10, "batch_size": 8})
     data.setup()
     assert [len(data.datasets[s]) for s in ("train", "val", "test")] == [40, 10, 20]
@@ -25,7 +26,7 @@ def test_sample_in_torchvision_layout_gives_vea_style_batches(tmp_path):
 
 
 def test_split_is_seeded_and_disjoint(tmp_path):
-    FashionMNIST.write_sample(tmp_path, train=50, test=10)
+    write_sample(FashionMNIST, tmp_path, train=50, test=10)
     a, b, c = (FashionMNIST(str(tmp_path), val_size=10, seed=s, num_workers=0) for s in (0, 0, 1))
     for d in (a, b, c):
         d.setup()
@@ -35,7 +36,7 @@ def test_split_is_seeded_and_disjoint(tmp_path):
 
 
 def test_debian_package_layout_is_decompressed_into_the_cache(tmp_path, monkeypatch):
-    FashionMNIST.write_sample(tmp_path / "src", train=20, test=10)
+    write_sample(FashionMNIST, tmp_path / "src", train=20, test=10)
     debian = tmp_path / "usr_share"
     debian.mkdir()
     for name in FILES:
@@ -59,7 +60,7 @@ def test_missing_data_names_both_layouts(tmp_path, monkeypatch):
 def test_runs_started_together_decompress_into_one_cache(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    FashionMNIST.write_sample(tmp_path / "src", train=20, test=10)
+    write_sample(FashionMNIST, tmp_path / "src", train=20, test=10)
     source = tmp_path / "gz"
     source.mkdir()
     for name in FILES:

@@ -9,7 +9,7 @@ from affectlab.callbacks.media import denormalize
 from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, DecodeCrop, normalize_images, unit_rgb
 from affectlab.datamodules.hierarchy import MIKELS
 from affectlab.datamodules.images import decode_rgb
-from affectlab.datamodules.synthetic import photo, write_bad_files
+from affectlab.datamodules.samples.pictures import photo, write_bad_files
 from affectlab.datamodules.vea.base import ImageListDataset, eval_transform, train_transform
 from affectlab.datamodules.vea.fi import FI
 from affectlab.modules.classifier import EmotionClassifier as Classifier

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from affectlab.datamodules.hierarchy import MIKELS
-from affectlab.datamodules.synthetic import class_image, make_fi_sample, write_bad_files
+from affectlab.datamodules.samples import write_sample
+from affectlab.datamodules.samples.pictures import class_image, write_bad_files
 from affectlab.datamodules.vea import FI, LayoutError
 from affectlab.datamodules.vea.fi import WSCNET_ALIASES
 
@@ -30,7 +31,7 @@ def drain(loader) -> tuple[int, list[str]]:
 
 
 def test_release_layout_with_bad_files_skips_and_counts_the_undecodable(tmp_path):
-    make_fi_sample(tmp_path, per_class=4, size=32, bad_files=True)
+    write_sample(FI, tmp_path, per_class=4, size=32, bad_files=True)
     dm = FI(root=str(tmp_path), num_workers=0, batch_size=64, image_size=32, cache_index=False)
     dm.setup("fit")
     everything = [p for s in dm.splits.values() for p, _ in s]
@@ -75,7 +76,7 @@ def test_wscnet_without_val_carves_it_from_train(tmp_path):
 
 
 def test_listed_but_missing_files_are_dropped_and_counted(tmp_path):
-    make_fi_sample(tmp_path, per_class=2, size=32)
+    write_sample(FI, tmp_path, per_class=2, size=32)
     lines = [f"emotion_dataset/{name}/{name}_{i:04d}.jpg {name}" for name in MIKELS for i in range(2)]
     (tmp_path / "train.txt").write_text("\n".join(lines + ["emotion_dataset/awe/gone.jpg awe"]) + "\n")
     (tmp_path / "test.txt").write_text("emotion_dataset/fear/fear_0000.jpg fear\nemotion_dataset/fear/lost.jpg fear\n")

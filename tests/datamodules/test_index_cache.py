@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.vea import FI, TwitterI, WEBEmo, index_cache
 from affectlab.datamodules.vea.layouts import ClassFolders, URLLists
 
@@ -29,9 +31,9 @@ def read_calls(monkeypatch):
 
 def small_fi(root):
     """An FI release tree of 8 classes × 6 tiny images (indexing never decodes them)."""
-    from affectlab.datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.samples import write_sample
 
-    return make_fi_sample(root, per_class=6, size=16)
+    return Path(write_sample(FI, root, per_class=6, size=16)["root"])
 
 
 def setup(cls, root, **kwargs):
@@ -66,7 +68,7 @@ def test_adding_or_removing_an_image_invalidates(tmp_path, read_calls):
 
 def test_protocol_and_seed_are_part_of_the_key(tmp_path):
     root = tmp_path / "t1"
-    TwitterI.write_sample(root)
+    write_sample(TwitterI, root)
     folds = [setup(TwitterI, root, agree=3, fold=k).splits["test"] for k in range(2)]
     assert folds[0] != folds[1]
     assert setup(TwitterI, root, agree=5).splits != setup(TwitterI, root, agree=3).splits
@@ -76,7 +78,7 @@ def test_protocol_and_seed_are_part_of_the_key(tmp_path):
 
 def test_editing_a_list_file_or_downloading_invalidates(tmp_path, read_calls):
     root = tmp_path / "webemo"
-    WEBEmo.write_sample(root)
+    write_sample(WEBEmo, root)
     setup(WEBEmo, root, download=False)
     setup(WEBEmo, root, download=False)
     assert read_calls == ["URLLists"]
@@ -128,7 +130,7 @@ def test_a_listed_file_that_appears_later_invalidates(tmp_path, read_calls, monk
     calls = []
     original = ClassPathLists.read
     monkeypatch.setattr(ClassPathLists, "read", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    EmotionROI.write_sample(tmp_path)
+    write_sample(EmotionROI, tmp_path)
     moved = tmp_path / "joy_1.jpg"
     (tmp_path / "images" / "joy" / "1.jpg").rename(moved)
     assert [s for lost in setup(EmotionROI, tmp_path).missing.values() for s in lost] == [("images/joy/1.jpg", 3)]

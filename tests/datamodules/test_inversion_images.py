@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from affectlab.datamodules.inversion import InversionImages, PhotoPatches
+from affectlab.datamodules.samples import write_sample
 
 
 def test_the_sample_is_read_from_paths_and_cropped_square(tmp_path):
-    overrides = InversionImages.write_sample(tmp_path)
+    overrides = write_sample(InversionImages, tmp_path)
     data = InversionImages(**overrides)
     loader = data.train_dataloader()
     assert len(loader) == overrides["iterations"]

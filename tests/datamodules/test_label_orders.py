@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from affectlab.datamodules.hierarchy import get_taxonomy
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.vea import FI, EmoSet, WEBEmo
 from affectlab.datamodules.vea.emoset import EMOSET_ORDER
 
@@ -17,7 +19,7 @@ def labels_by_path(dm) -> dict[str, int]:
 
 
 def test_emoset_integer_labels_follow_the_releases_order_not_the_alphabet(tmp_path):
-    EmoSet.write_sample(tmp_path)
+    write_sample(EmoSet, tmp_path)
     assert json.loads((tmp_path / "info.json").read_text())["label2idx"]["anger"] == 4  # the release's own
     for split in ("train", "val", "test"):  # rewrite every entry with its official index
         entries = json.loads((tmp_path / f"{split}.json").read_text())
@@ -30,9 +32,9 @@ def test_emoset_integer_labels_follow_the_releases_order_not_the_alphabet(tmp_pa
 
 
 def test_integer_labels_without_an_official_order_fail_naming_file_and_line(tmp_path):
-    from affectlab.datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.samples import write_sample
 
-    root = make_fi_sample(tmp_path / "fi", per_class=2, size=16)
+    root = Path(write_sample(FI, tmp_path / "fi", per_class=2, size=16)["root"])
     files = sorted(p.relative_to(root).as_posix() for p in (root / "emotion_dataset").rglob("*.jpg"))
     leaves = get_taxonomy("mikels").leaves
     (root / "train.txt").write_text("".join(f"{f} {f.split('/')[1]}\n" for f in files[:-2]))
@@ -54,7 +56,7 @@ def test_integer_labels_without_an_official_order_fail_naming_file_and_line(tmp_
 
 
 def test_webemo_urls_listed_in_train_and_test_are_dropped_from_train_and_counted(tmp_path, capsys):
-    WEBEmo.write_sample(tmp_path)
+    write_sample(WEBEmo, tmp_path)
     train = (tmp_path / "train25.txt").read_text().splitlines()
     test = (tmp_path / "test25.txt").read_text().splitlines()
     (tmp_path / "train25.txt").write_text("\n".join(train + test[:3]) + "\n")  # three test URLs leak into train

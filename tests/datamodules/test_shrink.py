@@ -8,10 +8,10 @@ from PIL import Image
 
 from affectlab.datamodules.hierarchy import MIKELS
 from affectlab.datamodules.images import load_rgb
+from affectlab.datamodules.samples.pictures import photo, write_bad_files
 from affectlab.datamodules.shrink import PART, SETTINGS_FILE, shrink_release
 from affectlab.datamodules.stats import main as data_main
 from affectlab.datamodules.stats import stats_rows
-from affectlab.datamodules.synthetic import photo, write_bad_files
 from affectlab.datamodules.vea.fi import FI
 
 

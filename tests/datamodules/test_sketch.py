@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from affectlab.datamodules.samples import write_sample
+from affectlab.datamodules.samples.faces import face_image, random_attributes
 from affectlab.datamodules.sketch import DrawingCache, LineDrawings, XDoG
-from affectlab.datamodules.synthetic_faces import face_image, random_attributes
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_cache_returns_the_drawings_of_mirrored_images_too(faces):
 
 
 def test_line_drawings_turns_a_photo_folder_into_drawings_with_a_style(tmp_path):
-    overrides = LineDrawings.write_sample(tmp_path / "photos")
+    overrides = write_sample(LineDrawings, tmp_path / "photos")
     style = tmp_path / "photos" / "face_0.png"
     dm = LineDrawings(root=overrides["root"], kind="auto", style_photo=str(style), image_size=32, batch_size=3)
     dm.setup("predict")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.vea import EmotionROI, TwitterI, TwitterII
 from affectlab.datamodules.vea.layouts import VoteTable
 
@@ -25,7 +26,7 @@ def folds_of(cls, root, **kwargs):
 @pytest.fixture(scope="module")
 def twitter1(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("twitter1")
-    TwitterI.write_sample(root)
+    write_sample(TwitterI, root)
     return root
 
 
@@ -75,7 +76,7 @@ def test_twitter1_rejects_impossible_protocols(twitter1):
 
 
 def test_twitter1_headerless_csv_is_read_only_with_named_columns(tmp_path):
-    TwitterI.write_sample(tmp_path)
+    write_sample(TwitterI, tmp_path)
     rows = (tmp_path / "amt_result.csv").read_text().splitlines()[1:]
     (tmp_path / "amt_result.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(ValueError, match=r"amt_result.csv has no header row.*--data.columns"):
@@ -85,15 +86,15 @@ def test_twitter1_headerless_csv_is_read_only_with_named_columns(tmp_path):
     named.setup("fit")
     assert sum(len(v) for v in named.splits.values()) == 20
     labels = dict(s for split in named.splits.values() for s in split)
-    assert labels["Agg_AMT_Candidates/1000.jpg"] == 1  # 5 positive votes, 0 negative
+    assert labels["Agg_AMT_Candidates/1000.jpg"] == 0  # 0 positive votes, 5 negative
     swapped = TwitterI(root=str(tmp_path), agree=4, num_workers=0, cache_index=False,
                        columns=["image", "total", "negative", "positive"])
     swapped.setup("fit")
-    assert dict(s for split in swapped.splits.values() for s in split)["Agg_AMT_Candidates/1000.jpg"] == 0
+    assert dict(s for split in swapped.splits.values() for s in split)["Agg_AMT_Candidates/1000.jpg"] == 1
 
 
 def test_twitter2_folds_are_disjoint_covering_and_stratified(tmp_path):
-    TwitterII.write_sample(tmp_path)  # 16 positive, 8 negative
+    write_sample(TwitterII, tmp_path)  # 16 positive, 8 negative
     splits = folds_of(TwitterII, tmp_path)
     tests = [{p for p, _ in s["test"]} for s in splits]
     assert sum(map(len, tests)) == len(set().union(*tests)) == 24
@@ -104,8 +105,8 @@ def test_twitter2_folds_are_disjoint_covering_and_stratified(tmp_path):
 
 
 def test_twitter2_pre_split_folders_win_over_folds(tmp_path):
-    TwitterII.write_sample(tmp_path / "train")
-    TwitterII.write_sample(tmp_path / "test")
+    write_sample(TwitterII, tmp_path / "train")
+    write_sample(TwitterII, tmp_path / "test")
     for fold in (0, 3):
         dm = TwitterII(root=str(tmp_path), fold=fold, num_workers=0, cache_index=False)
         dm.setup("fit")
@@ -114,7 +115,7 @@ def test_twitter2_pre_split_folders_win_over_folds(tmp_path):
 
 
 def test_emotionroi_lists_use_the_release_format(tmp_path):
-    EmotionROI.write_sample(tmp_path)
+    write_sample(EmotionROI, tmp_path)
     first = (tmp_path / "training_testing_split" / "training.txt").read_text().splitlines()[0]
     assert first == "anger/1.jpg"
     dm = EmotionROI(root=str(tmp_path), num_workers=0, cache_index=False)
@@ -123,7 +124,7 @@ def test_emotionroi_lists_use_the_release_format(tmp_path):
 
 
 def test_emotionroi_stimuli_maps_come_only_when_asked(tmp_path):
-    EmotionROI.write_sample(tmp_path)
+    write_sample(EmotionROI, tmp_path)
     (tmp_path / "ground_truth" / "joy" / "2.jpg").unlink()
     plain = EmotionROI(root=str(tmp_path), num_workers=0, batch_size=64, image_size=32, cache_index=False)
     plain.setup("fit")
@@ -147,7 +148,7 @@ def test_emotionroi_stimuli_maps_come_only_when_asked(tmp_path):
 
 def test_emotionroi_stimuli_follow_the_eval_crop(tmp_path):
     """Eval transform (resize + centre crop) maps the stimuli exactly like the image: compare to a manual crop."""
-    EmotionROI.write_sample(tmp_path)
+    write_sample(EmotionROI, tmp_path)
     dm = EmotionROI(root=str(tmp_path), with_stimuli=True, num_workers=0, batch_size=1, image_size=42,
                     cache_index=False)
     dm.setup("test")
@@ -162,9 +163,9 @@ def test_emotionroi_stimuli_follow_the_eval_crop(tmp_path):
 
 
 def test_twitter1_votes_found_by_header_name_in_any_column_order(tmp_path):
-    TwitterI.write_sample(tmp_path)
+    write_sample(TwitterI, tmp_path)
     rows = [r.split(",") for r in (tmp_path / "amt_result.csv").read_text().splitlines()]
     reordered = [[r[0], r[3], r[1], r[2]] for r in rows]  # image, negative, total, positive
     (tmp_path / "amt_result.csv").write_text("\n".join(",".join(r) for r in reordered) + "\n")
     votes = VoteTable(csv_file="amt_result.csv", image_dir="Agg_AMT_Candidates").votes(tmp_path)
-    assert votes[0] == ("1000.jpg", 5, 0) and votes[3] == ("1003.jpg", 0, 5)
+    assert votes[0] == ("1000.jpg", 0, 5) and votes[16] == ("1016.jpg", 4, 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from affectlab.datamodules.hierarchy import get_taxonomy
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.vea import (
     BENCHMARKS,
     FI,
@@ -38,7 +39,7 @@ TAXONOMY = {WEBEmo: "webemo", FI: "mikels", EmotionROI: "ekman", TwitterI: "sent
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory) -> dict[type, dict]:
     """Each benchmark's sample, written once for the module."""
-    return {cls: cls.write_sample(tmp_path_factory.mktemp(cls.__name__)) for cls in BENCHMARKS}
+    return {cls: write_sample(cls, tmp_path_factory.mktemp(cls.__name__)) for cls in BENCHMARKS}
 
 
 def build(cls, overrides, **kwargs):
@@ -106,9 +107,7 @@ def test_missing_root_fails_at_once(tmp_path):
 
 def test_every_reader_accepts_the_generic_split_files(tmp_path):
     """train.txt / test.txt with 'relative/path label' (label as name or index), for any benchmark."""
-    from affectlab.datamodules.synthetic import make_sentiment_sample
-
-    make_sentiment_sample(tmp_path, counts={"positive": 5, "negative": 5})
+    write_sample(Flickr, tmp_path, per_class=5)  # positive/0000.jpg ... negative/0004.jpg
     (tmp_path / "train.txt").write_text("".join(f"positive/{i:04d}.jpg positive\nnegative/{i:04d}.jpg 0\n" for i in range(4)))
     (tmp_path / "test.txt").write_text("positive/0004.jpg 1\nnegative/0004.jpg negative\n")
     (tmp_path / "positive").rename(tmp_path / "pos")  # no class folders: only the split files can match
@@ -137,7 +136,7 @@ LISTED = (WEBEmo, EmotionROI, TwitterI, EmoSet)  # releases that list their file
 
 @pytest.mark.parametrize("cls", BENCHMARKS, ids=lambda c: c.__name__)
 def test_corrupt_files_are_skipped_and_listed_missing_files_counted(cls, tmp_path):
-    overrides = cls.write_sample(tmp_path)
+    overrides = write_sample(cls, tmp_path)
     dm = build(cls, overrides)
     (corrupt, _), (gone, gone_label) = dm.splits["train"][0], dm.splits["test"][0]
     (tmp_path / corrupt).write_bytes(b"\xff\xd8 not really a jpeg")

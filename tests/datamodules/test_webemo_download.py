@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectlab.datamodules.synthetic import class_image
+from affectlab.datamodules.samples.pictures import class_image
 from affectlab.datamodules.vea import WEBEmo
 from affectlab.datamodules.vea.download import read_report
 from affectlab.datamodules.vea.layouts import url_file_name

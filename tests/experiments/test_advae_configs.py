@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from affectlab.datamodules.celeba import CelebA
+from affectlab.datamodules.samples import write_sample
 from affectlab.experiments.cli import main
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "advae").glob("*.yaml"))
@@ -19,7 +20,7 @@ def _one_thread(one_thread_module):
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> dict:
-    return CelebA.write_sample(tmp_path_factory.mktemp("celeba"), counts=(16, 8, 4))
+    return write_sample(CelebA, tmp_path_factory.mktemp("celeba"), counts=(16, 8, 4))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
@@ -54,7 +55,7 @@ def test_stage1_then_stage2_then_predict_from_the_command_line(sample, tmp_path)
                    f"--model.init_args.stage1_checkpoint={tmp_path}/s1/checkpoints/*.ckpt",
                    f"--trainer.default_root_dir={tmp_path / 's2'}"])
     assert stage2.model.stage1.content_dim == 16  # the demo's stage 1, not a fresh default one
-    drawings = LineDrawings.write_sample(tmp_path / "faces")
+    drawings = write_sample(LineDrawings, tmp_path / "faces")
     main(["predict", "-c", str(advae / "celeba_stage2.yaml"), "--trainer.accelerator=cpu",
           f"--ckpt_path={tmp_path}/s2/checkpoints/last.ckpt", "--data=affectlab.datamodules.sketch.LineDrawings",
           f"--data.root={drawings['root']}", "--data.image_size=32", "--data.num_workers=0",

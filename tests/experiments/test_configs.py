@@ -1,7 +1,7 @@
 """Every experiment YAML runs as shipped: parsed, printed, and fitted with fast_dev_run.
 
 The test is parametrised over the folder, so a new config is covered the moment it is added. Each
-DataModule writes a small sample in its real release layout (``write_sample``); pretrained weights,
+DataModule gets a small sample in its real release layout (``datamodules/samples``); pretrained weights,
 which cannot be downloaded here, are switched off.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from affectlab.datamodules.samples import write_sample
 from affectlab.experiments.cli import _accepts as accepts
 from affectlab.experiments.cli import composed, main
 
@@ -39,7 +40,7 @@ def overrides(config: Path, tmp_path: Path) -> list[str]:
     data = spec.get("data") or {}
     if "class_path" in data:
         cls = _class(data["class_path"])
-        sample = cls.write_sample(tmp_path / "data")
+        sample = write_sample(cls, tmp_path / "data")
         small = {k: v for k, v in SMALL_DATA.items() if accepts(cls, k) and k not in sample}
         for key, value in {**small, **sample}.items():
             args += [f"--data.init_args.{key}", str(value)]

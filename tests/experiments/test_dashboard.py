@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from affectlab.datamodules.samples import write_sample
 from affectlab.experiments import dashboard
 from affectlab.experiments.dashboard_keys import NOT_YET_LOGGED, STEP, WORKSPACES, Line, TableLine, keys_of
 from affectlab.experiments.run_record import logged_keys, wandb_record_keys
@@ -226,8 +227,6 @@ DEMOS = {
 
 def _fit_demos(method: str, tmp_path: Path):
     """Fit each shortened demo in its own process (one W&B run each, as a user gets it); their keys."""
-    from test_configs import _class
-
     from conftest import run_cli
 
     keys = None
@@ -236,7 +235,7 @@ def _fit_demos(method: str, tmp_path: Path):
         if "--data" in extra:  # another data class than the config's: its sample
             at = extra.index("--data")
             cls = extra[at + 1]
-            sample = _class(cls).write_sample(tmp_path / f"data{i}")
+            sample = write_sample(cls, tmp_path / f"data{i}")
             data = ["--data", cls, *[a for k, v in sample.items() for a in (f"--data.init_args.{k}", str(v))]]
             extra = extra[:at] + extra[at + 2:]
         else:

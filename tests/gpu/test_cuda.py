@@ -13,6 +13,7 @@ import torch
 
 from affectlab.datamodules.fashion_mnist import FashionMNIST
 from affectlab.datamodules.inversion import InversionImages
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.sketch import XDoG
 from affectlab.modules.inversion import FeatureMapInversion, RandomReallocation
 from affectlab.modules.mdan import MDAN
@@ -30,7 +31,7 @@ def _trainer(tmp_path, accelerator: str, **kwargs) -> L.Trainer:
 
 @pytest.fixture
 def images(tmp_path) -> InversionImages:
-    overrides = InversionImages.write_sample(tmp_path / "sample")
+    overrides = write_sample(InversionImages, tmp_path / "sample")
     return InversionImages(**{**overrides, "image_size": 24, "iterations": 15})
 
 
@@ -57,11 +58,10 @@ def test_xdog_runs_on_the_device_of_its_input():
 
 
 def test_mdan_trains_in_bf16_mixed_precision_on_the_gpu(tmp_path):
-    from affectlab.datamodules.synthetic import make_fi_sample
     from affectlab.datamodules.vea import FI
 
     L.seed_everything(0)
-    data = FI(root=str(make_fi_sample(tmp_path / "fi", per_class=20, size=32)), num_workers=0, batch_size=16,
+    data = FI(root=write_sample(FI, tmp_path / "fi", per_class=20, size=32)["root"], num_workers=0, batch_size=16,
               image_size=32)
     model = MDAN("mikels", backbone="resnet18", pretrained=False, backbone_lr_mult=1.0,
                  optimizer=partial(torch.optim.AdamW, lr=0.01))
@@ -78,7 +78,7 @@ def test_a_pruning_step_on_the_gpu_removes_neurons_and_keeps_training(tmp_path):
     from affectlab.callbacks.pruning import GradualGlobalPruning
     from affectlab.callbacks.pruning_graph import widths
 
-    data = FashionMNIST(**{**FashionMNIST.write_sample(tmp_path / "fashion", train=80, test=20), "batch_size": 32})
+    data = FashionMNIST(**{**write_sample(FashionMNIST, tmp_path / "fashion", train=80, test=20), "batch_size": 32})
     model = SmallCNNClassifier(taxonomy=data.taxonomy_spec, in_channels=1, widths=[6, 8], hidden=8)
     before = widths(model)
     pruning = GradualGlobalPruning(warmup_epochs=1, step_ratio=0.2, max_drop=None, calibration_batches=1,

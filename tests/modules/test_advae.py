@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from affectlab.datamodules.celeba import CelebA
+from affectlab.datamodules.samples import write_sample
+from affectlab.datamodules.samples.faces import HAIR_COLOURS, hair_probe_colour
 from affectlab.datamodules.sketch import LineDrawings
-from affectlab.datamodules.synthetic_faces import HAIR_COLOURS, hair_probe_colour
 from affectlab.modules.advae import ADVAEStage1, ADVAEStage2
 from affectlab.modules.advae.media import corrected_control, with_attribute
 
@@ -32,7 +33,7 @@ def _one_thread(one_thread_module):
 @pytest.fixture(scope="module")
 def celeba(tmp_path_factory) -> CelebA:
     root = tmp_path_factory.mktemp("celeba")
-    overrides = CelebA.write_sample(root, counts=(128, 32, 8))
+    overrides = write_sample(CelebA, root, counts=(128, 32, 8))
     dm = CelebA(**{**overrides, "batch_size": 32})
     dm.setup("fit")
     return dm
@@ -187,7 +188,7 @@ def test_stage2_rejects_a_stage1_trained_on_other_attributes(trained_stage1):
 def test_predict_writes_every_synthesis_and_a_grid(trained_stage1, celeba, tmp_path):
     _, path, *_ = trained_stage1
     model = ADVAEStage2(stage1_checkpoint=str(path), attributes=celeba.attributes, image_size=32, width=16)
-    overrides = LineDrawings.write_sample(tmp_path / "faces")  # 4 photos, turned into drawings
+    overrides = write_sample(LineDrawings, tmp_path / "faces")  # 4 photos, turned into drawings
     chosen = [{"Blond_Hair": 1}, {"Black_Hair": 1, "Pale_Skin": 1}]
     dm = LineDrawings(**overrides, image_size=32, batch_size=3, chosen_attributes=chosen, num_styles=2)
     with warnings.catch_warnings():
@@ -279,7 +280,7 @@ def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_pat
     The setting of ``benchmarks/advae_disentangle.py`` (seed 0): 512 faces with correlated training
     attributes, 240 steps at 32 px. Measured there: probe gap 0.20 at λ_adv = 0, 0.08 with the adversary.
     """
-    dm = CelebA(**{**CelebA.write_sample(tmp_path / "faces", counts=(512, 128, 8), correlated=True),
+    dm = CelebA(**{**write_sample(CelebA, tmp_path / "faces", counts=(512, 128, 8), correlated=True),
                    "batch_size": 32, "cache_drawings": True})
     gaps = {}
     for lam in (0.0, 1000.0):

@@ -9,6 +9,7 @@ from torch import nn
 from torchvision.transforms import functional as TF
 
 from affectlab.datamodules.inversion import InversionImages
+from affectlab.datamodules.samples import write_sample
 from affectlab.modules.inversion import FeatureMapInversion, RandomReallocation, StyleTransfer, codes
 from affectlab.modules.inversion.denoise import from_unit, postprocess, tv_denoise
 from affectlab.modules.inversion.trunk import (
@@ -25,7 +26,7 @@ TINY = {"network": "tiny_vgg", "pretrained": False}
 @pytest.fixture
 def images(tmp_path) -> InversionImages:
     """The sample content/style pair at 24 px, 12 iterations."""
-    overrides = InversionImages.write_sample(tmp_path / "sample")
+    overrides = write_sample(InversionImages, tmp_path / "sample")
     return InversionImages(**{**overrides, "image_size": 24, "iterations": 12})
 
 
@@ -204,7 +205,7 @@ def test_tv_denoising_smooths_and_postprocessing_returns_8_bit_images():
 def test_the_cli_writes_the_grid_to_the_run_folder_and_wandb(tmp_path):
     from affectlab.experiments.cli import main
 
-    overrides = InversionImages.write_sample(tmp_path / "sample")
+    overrides = write_sample(InversionImages, tmp_path / "sample")
     data = [f"--data.init_args.{k}={v}" for k, v in overrides.items()]
     cli = main(["fit", "-c", "experiments/inversion/filters.yaml", "--model.init_args.network=tiny_vgg",
                 "--model.init_args.pretrained=false", "--model.init_args.layers=[relu1_1,relu2_1]",

@@ -282,11 +282,11 @@ def _fi(root: Path, **kwargs):
 
 
 def test_mdan_learns_the_sample_set_above_chance_at_every_level(tmp_path):
-    from affectlab.datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.samples import write_sample
 
     start = time.perf_counter()
     L.seed_everything(0)
-    root = make_fi_sample(tmp_path / "fi", per_class=20, size=32)
+    root = Path(write_sample("FI", tmp_path / "fi", per_class=20, size=32)["root"])
     data = _fi(root, batch_size=16, image_size=32)
     model = MDAN("mikels", backbone="resnet18", pretrained=False, backbone_lr_mult=1.0,
                  optimizer=partial(torch.optim.AdamW, lr=0.01))

@@ -90,3 +90,21 @@ def test_no_two_modules_import_each_other():
     assert "affectlab.datamodules.celeba" in graph and graph["affectlab.datamodules.celeba"]  # the scan sees imports
     mutual = sorted({tuple(sorted((a, b))) for a, targets in graph.items() for b in targets if a in graph.get(b, ())})
     assert mutual == []
+
+
+SAMPLES = "affectlab.datamodules.samples"
+
+
+def _in_samples(module: str) -> bool:
+    return module == SAMPLES or module.startswith(SAMPLES + ".")
+
+
+def test_only_the_demo_imports_the_sample_writers():
+    """Readers hold reading code only: the fake releases are written by ``datamodules/samples/``, which
+    imports the readers and is imported by no installed module but ``make demo``'s."""
+    graph = _import_graph()
+    assert any(_in_samples(t) for t in graph["affectlab.experiments.demo"])  # the scan sees the demo's import
+    assert "affectlab.datamodules.vea.base" in graph[f"{SAMPLES}.vea"]  # ... and the writers' of the readers
+    offenders = sorted(name for name, targets in graph.items()
+                       if not _in_samples(name) and name != "affectlab.experiments.demo" and any(map(_in_samples, targets)))
+    assert offenders == []

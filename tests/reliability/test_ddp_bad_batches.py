@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from affectlab.datamodules.synthetic import make_fi_sample
+from affectlab.datamodules.samples import write_sample
 from affectlab.datamodules.vea import FI
 from affectlab.modules.classifier import EmotionClassifier
 from conftest import REPO, run_cli
@@ -54,7 +54,7 @@ def first_batch_of_rank(root: Path, rank: int, seed: int = 0) -> list[str]:
 
 @pytest.mark.slow
 def test_ddp_survives_a_rank_whose_batch_is_all_unreadable(tmp_path):
-    root = make_fi_sample(tmp_path / "fi", per_class=6, size=40)
+    root = Path(write_sample(FI, tmp_path / "fi", per_class=6, size=40)["root"])
     bad = first_batch_of_rank(root, rank=1)
     for rel in bad:
         (root / rel).write_bytes(b"")  # zero-byte: unreadable

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -115,9 +116,9 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 
 
 def test_an_unreadable_file_is_counted_once_however_many_epochs(tmp_path):
-    from affectlab.datamodules.synthetic import make_fi_sample
+    from affectlab.datamodules.samples import write_sample
 
-    root = make_fi_sample(tmp_path / "fi", per_class=4, size=40)
+    root = Path(write_sample(FI, tmp_path / "fi", per_class=4, size=40)["root"])
     dm = FI(root=str(root), num_workers=0, batch_size=8, image_size=32, cache_index=False)
     dm.setup("fit")
     bad = dm.splits["train"][0][0]

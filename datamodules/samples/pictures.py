@@ -1,16 +1,15 @@
-"""A small sample set written in FI's real release layout, with visually separable classes.
+"""The pictures the fake releases are made of.
 
-``make demo`` and the tests train on it. Each Mikels class has its own hue and stripe
+``class_image`` draws a visually separable class: each class has its own hue and stripe
 orientation (positive classes warm, negative cool), blurred by per-image noise, jitter and a
 random blob, so a small CNN learns it in a few CPU epochs but chance is far from enough.
-Optional bad files (CMYK, grayscale, palette, PNG named .jpg, truncated, zero-byte) exercise
-the robust decoding of ``datamodules/images.py``. ``photo`` makes photo-sized images with real
-photographic texture for the decoding benchmarks and tests.
+``write_bad_files`` writes the bad files real releases contain (CMYK, grayscale, palette, PNG
+named .jpg, truncated, zero-byte), which exercise the robust decoding of ``datamodules/images.py``.
+``photo`` makes photo-sized images with real photographic texture for the decoding benchmarks and tests.
 """
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import functools
 import io
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from affectlab.datamodules.hierarchy import MIKELS, MIKELS_POSITIVE
+from affectlab.datamodules.hierarchy import MIKELS
 
 
 def class_image(label: int, rng: np.random.Generator, size: int = 64, n_classes: int = len(MIKELS),
@@ -86,56 +85,3 @@ def write_bad_files(folder: Path, rng: np.random.Generator) -> list[str]:
     (folder / "bad_garbage.jpg").write_bytes(b"this is not an image" * 10)
     return ["bad_cmyk.jpg", "bad_gray.jpg", "bad_palette.png", "bad_png_named.jpg", "bad_truncated.jpg",
             "bad_empty.jpg", "bad_garbage.jpg"]
-
-
-def make_fi_sample(root: str | Path, per_class: int = 40, size: int = 64, seed: int = 0,
-                   bad_files: bool = False) -> Path:
-    """Write ``root/emotion_dataset/<class>/<class>_NNNN.jpg`` for the eight Mikels classes."""
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for label, name in enumerate(MIKELS):
-        folder = root / "emotion_dataset" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        positive = name in MIKELS_POSITIVE
-        rank = [c for c in MIKELS if (c in MIKELS_POSITIVE) == positive].index(name)
-        for i in range(per_class):
-            class_image(label, rng, size, positive=positive, rank=rank).save(
-                folder / f"{name}_{i:04d}.jpg", quality=92)
-    if bad_files:
-        write_bad_files(root / "emotion_dataset" / MIKELS[0], rng)
-    return root
-
-
-def make_sentiment_sample(root: str | Path, counts: dict[str, int] | None = None, size: int = 48,
-                          seed: int = 0) -> Path:
-    """Write ``root/{positive,negative}/NNNN.jpg`` (Twitter II, Flickr and Instagram as crawled)."""
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for name, n in (counts or {"positive": 20, "negative": 20}).items():
-        label = int(name == "positive")
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            class_image(label, rng, size, n_classes=2, positive=bool(label)).save(root / name / f"{i:04d}.jpg")
-    return root
-
-
-def ensure_fi_sample(root: str | Path = "data/sample_fi", **kwargs) -> Path:
-    """The sample set at ``root``, written only if it is not there yet."""
-    root = Path(root)
-    if not (root / "emotion_dataset").is_dir():
-        make_fi_sample(root, **kwargs)
-    return root
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Write the FI-layout sample set.")
-    parser.add_argument("root", nargs="?", default="data/sample_fi")
-    parser.add_argument("--per-class", type=int, default=40)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(make_fi_sample(args.root, args.per_class, args.size, args.seed))
-
-
-if __name__ == "__main__":
-    main()

@@ -14,13 +14,22 @@ faces that carry the attributes they are labelled with, in places a test can mea
 (``CORRELATED_RULES``): Gray_Hair only on old men, Rosy_Cheeks mostly on women, Pale_Skin mostly
 with blond hair. A face such as a young woman with gray hair is then never seen in training, which
 is where a latent that still carries the attributes shows (docs/advae.md, disentanglement).
+
+``write_celeba`` writes such faces in CelebA's exact layout, ``write_line_drawings`` a folder of
+face photos for ``LineDrawings`` (turned into drawings at predict time).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
+
+from affectlab.datamodules.celeba import ATTR_FILE, IMAGES, PARTITION_FILE
+from affectlab.datamodules.face_attributes import CELEBA_ATTRIBUTES, DEFAULT_ATTRIBUTES
 
 #: RGB of each hair attribute (0–255).
 HAIR_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -127,3 +136,42 @@ def hair_probe_colour(images: torch.Tensor) -> torch.Tensor:
     size = images.shape[-1]
     top, left, bottom, right = (int(round(f * size)) for f in HAIR_PROBE)
     return images[..., top:bottom, left:right].mean(dim=(-1, -2))
+
+
+def write_celeba(reader: type, root: Path, counts: tuple[int, int, int] = (96, 32, 16), height: int = 78,
+                 width: int = 64, seed: int = 0, bad_files: bool = False, correlated: bool = False) -> dict[str, Any]:
+    """Write ``sum(counts)`` faces (train, val, test) in CelebA's exact layout under ``root``.
+
+    The faces carry their labels visibly (``face_image``). ``bad_files`` lists a zero-byte and a
+    truncated file in the training split. ``correlated`` draws the training split's attributes
+    together as in real CelebA (``CORRELATED_RULES``: no young or female face with gray hair, few
+    men with rosy cheeks) and keeps validation and test independent, so that control can be scored
+    on combinations that training rarely or never shows.
+    """
+    (root / IMAGES).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    total = sum(counts)
+    attr_lines = [str(total), " ".join(CELEBA_ATTRIBUTES) + " "]
+    part_lines = []
+    for i in range(total):
+        name = f"{i + 1:06d}.jpg"
+        values = random_attributes(list(CELEBA_ATTRIBUTES), rng, correlated=correlated and i < counts[0])
+        face_image(values, rng, height, width).save(root / IMAGES / name, quality=95)
+        attr_lines.append(name + " " + " ".join(" 1" if values[a] else "-1" for a in CELEBA_ATTRIBUTES))
+        part_lines.append(f"{name} {0 if i < counts[0] else 1 if i < counts[0] + counts[1] else 2}")
+    if bad_files:
+        (root / IMAGES / "000001.jpg").write_bytes(b"")
+        data = (root / IMAGES / "000002.jpg").read_bytes()
+        (root / IMAGES / "000002.jpg").write_bytes(data[:20])
+    (root / ATTR_FILE).write_text("\n".join(attr_lines) + "\n")
+    (root / PARTITION_FILE).write_text("\n".join(part_lines) + "\n")
+    return {"root": str(root), "image_size": 32, "batch_size": 16, "num_workers": 0}
+
+
+def write_line_drawings(reader: type, root: Path, count: int = 4, seed: int = 0) -> dict[str, Any]:
+    """Write ``count`` face photos under ``root`` (``LineDrawings`` turns them into drawings)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        face_image(random_attributes(DEFAULT_ATTRIBUTES, rng), rng).save(root / f"face_{i}.png")
+    return {"root": str(root), "kind": "photos"}

@@ -387,8 +387,8 @@ def test_fisher_is_half_the_mean_squared_per_image_loss_change():
     # the definition, one image at a time: its own loss's gradient at the hidden pre-activation
     site, expected = groups[2].sites[0], torch.zeros(12)
     for n in range(6):
-        captured = {}
-        handle = site.register_forward_hook(lambda m, i, o: captured.setdefault("a", o))
+        captured: dict[str, torch.Tensor] = {}
+        handle = site.register_forward_hook(lambda m, i, o, captured=captured: captured.setdefault("a", o))
         loss = nn.functional.cross_entropy(net(x[n:n + 1]), y[n:n + 1])
         handle.remove()
         (grad,) = torch.autograd.grad(loss, captured["a"])

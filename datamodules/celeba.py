@@ -30,6 +30,7 @@ from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.sketch import DrawingCache, XDoG
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea.layouts import LayoutError
+from affectlab.experiments.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ IMAGES, ATTR_FILE, PARTITION_FILE = "img_align_celeba", "list_attr_celeba.txt", 
 SPLIT_CODES = {"0": "train", "1": "val", "2": "test"}
 
 
-class CelebAFormatError(ValueError):
+class CelebAFormatError(UserError, ValueError):
     """A CelebA annotation file that does not follow the official format (names file and line)."""
 
 

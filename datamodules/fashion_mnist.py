@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from affectlab.datamodules.hierarchy import Taxonomy, flat
 from affectlab.datamodules.splits import SplitLoaders
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -53,7 +54,7 @@ def garments() -> Taxonomy:
                     ("group", "class"))
 
 
-class FashionMNISTError(FileNotFoundError):
+class FashionMNISTError(MissingPath):
     """Neither of the known Fashion-MNIST layouts was found."""
 
 
@@ -140,7 +141,7 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
                  cache_dir: str | None = None, taxonomy: str = "flat") -> None:
         super().__init__()
         if taxonomy not in TAXONOMIES:
-            raise ValueError(f"taxonomy must be one of {TAXONOMIES}, got {taxonomy!r}")
+            raise InvalidValue(f"taxonomy must be one of {TAXONOMIES}, got {taxonomy!r}")
         self.save_hyperparameters()
         self.taxonomy_name = taxonomy
         self.root, self.cache_dir = root, cache_dir

@@ -25,6 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from affectlab.datamodules.face_attributes import DEFAULT_ATTRIBUTES
 from affectlab.datamodules.images import SkipReport, load_rgb
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class LineDrawings(L.LightningDataModule):
                  xdog: dict[str, float] | None = None, batch_size: int = 16, num_workers: int = 0) -> None:
         super().__init__()
         if kind not in ("drawings", "photos", "auto"):
-            raise ValueError(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
+            raise InvalidValue(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
 
         self.root = Path(root).expanduser()
         self.kind = kind
@@ -189,8 +190,8 @@ class LineDrawings(L.LightningDataModule):
         for m, setting in enumerate(chosen):
             unknown = [n for n in setting if n not in self.attributes]
             if unknown:
-                raise ValueError(f"LineDrawings: chosen_attributes names unknown attribute(s) {unknown}; "
-                                 f"the attributes are {self.attributes}")
+                raise InvalidValue(f"LineDrawings: chosen_attributes names unknown attribute(s) {unknown}; "
+                                   f"the attributes are {self.attributes}")
             for name, value in setting.items():
                 vectors[m, self.attributes.index(name)] = float(value)
         return vectors
@@ -211,14 +212,14 @@ class LineDrawings(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if not self.root.is_dir():
-            raise FileNotFoundError(f"LineDrawings: the folder {self.root} does not exist (--data.root)")
+            raise MissingPath(f"LineDrawings: the folder {self.root} does not exist (--data.root)")
         self.paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
-            raise FileNotFoundError(f"LineDrawings: no image ({', '.join(IMAGE_SUFFIXES)}) under {self.root}")
+            raise MissingPath(f"LineDrawings: no image ({', '.join(IMAGE_SUFFIXES)}) under {self.root}")
         if self.style_photo:
             image = load_rgb(self.style_photo)
             if image is None:
-                raise FileNotFoundError(f"LineDrawings: cannot decode the style photo {self.style_photo}")
+                raise MissingPath(f"LineDrawings: cannot decode the style photo {self.style_photo}")
             self.style = _Folder([Path(self.style_photo)], self.image_size, False).transform(image)[None]
 
     def _is_photo_folder(self) -> bool:

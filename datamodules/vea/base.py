@@ -38,6 +38,7 @@ from affectlab.datamodules.vea.layouts import (
     Splits,
     check_order,
 )
+from affectlab.experiments.errors import InvalidValue
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +187,10 @@ def check_sizes(owner: str, batch_size: int, num_workers: int, image_size: int) 
     """Refuse sizes no run can use, when the DataModule is built (before any data is read)."""
     for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{owner}: --data.{name} must be an integer >= {least}, got {value!r}")
+            raise InvalidValue(f"{owner}: --data.{name} must be an integer >= {least}, got {value!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"{owner}: --data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the backbones divide "
-                         f"the image by 32; a smaller one leaves the last stage less than one pixel), got {image_size!r}")
+        raise InvalidValue(f"{owner}: --data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the backbones divide "
+                           f"the image by 32; a smaller one leaves the last stage less than one pixel), got {image_size!r}")
 
 
 class VEADataModule(SplitLoaders, L.LightningDataModule):
@@ -257,7 +258,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         self.num_workers = num_workers
         self.image_size = image_size
         if eval_resize is not None and eval_resize < image_size:
-            raise ValueError(f"eval_resize {eval_resize} is smaller than the crop image_size {image_size}")
+            raise InvalidValue(f"eval_resize {eval_resize} is smaller than the crop image_size {image_size}")
         self.eval_resize = eval_resize
         self.seed = seed
         self.pin_memory = pin_memory and torch.cuda.is_available()

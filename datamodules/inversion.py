@@ -16,6 +16,7 @@ stopping ends it sooner.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +73,20 @@ class InversionImages(LightningDataModule):
         self.image_size, self.iterations = image_size, iterations
         self.images: dict[str, torch.Tensor] = {}
 
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse a content or style image that is neither a file nor a sample photo, before anything is built (CLI)."""
+        root = Path(str(args["root"])) if args.get("root") else None
+        for name in (args.get("content"), args.get("style")):
+            if name:
+                image_file(root, str(name))
+
     def load(self, name: str) -> torch.Tensor:
         """One image as ``3×S×S`` in 0–1 RGB: shorter side resized to S, then centre-cropped."""
-        if name in SAMPLE_PHOTOS and not (self.root and (self.root / name).exists()):
+        path = image_file(self.root, name)
+        if path is None:
             image = TF.to_pil_image(sample_photo(name))
         else:
-            path = self.root / name if self.root and not Path(name).is_absolute() else Path(name)
-            if not path.exists():
-                raise MissingPath(f"image {path} does not exist; give a path (relative to --data.root) or one "
-                                  f"of the sample photos: {', '.join(SAMPLE_PHOTOS)}")
             image = load_rgb(path)
             if image is None:
                 raise InvalidValue(f"image {path} could not be decoded")
@@ -106,6 +112,17 @@ class InversionImages(LightningDataModule):
             Image.fromarray(photo).resize((48, 40)).save(root / name)       # not square: exercises the crop
         return {"root": str(root), "content": "content.png", "style": "style.png", "image_size": 16, "iterations": 3}
 
+
+
+def image_file(root: Path | None, name: str) -> Path | None:
+    """The file ``name`` stands for (relative to ``root`` when given), ``None`` for a sample photo; else ``MissingPath``."""
+    if name in SAMPLE_PHOTOS and not (root and (root / name).exists()):
+        return None
+    path = root / name if root and not Path(name).is_absolute() else Path(name)
+    if not path.exists():
+        raise MissingPath(f"image {path} does not exist; give a path (relative to --data.root) or one "
+                          f"of the sample photos: {', '.join(SAMPLE_PHOTOS)}")
+    return path
 
 
 def sample_photo(name: str) -> torch.Tensor:

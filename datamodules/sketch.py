@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,16 @@ class LineDrawings(L.LightningDataModule):
         self.skip_report = SkipReport()
         self.paths: list[Path] = []
         self.style: torch.Tensor | None = None
+
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse a missing folder or style photo before anything is built (CLI); the images are found in ``setup``."""
+        root = Path(str(args.get("root") or "drawings")).expanduser()
+        if not root.is_dir():
+            raise MissingPath(f"LineDrawings: the folder {root} does not exist (--data.root)")
+        style = args.get("style_photo")
+        if style and not Path(str(style)).is_file():
+            raise MissingPath(f"LineDrawings: the style photo {style} does not exist (--data.style_photo)")
 
     def _requests(self, chosen: list[dict[str, float]] | None) -> torch.Tensor:
         """``M×K`` attribute vectors: the chosen settings, or one per hair colour."""

@@ -286,6 +286,26 @@ def check_checkpoint_class(config: Any, subcommand: str | None) -> None:
                          f"use the config the checkpoint was trained with (its run folder's config.yaml)")
 
 
+def check_data(config: Any) -> None:
+    """The data class's own cheap checks of its arguments (``check_arguments``), before anything is built.
+
+    A DataModule may declare ``check_arguments(args)``, a classmethod given the parsed
+    ``data.init_args``: a wrong ``--data.root`` (or one whose layout is wrong) then fails in the time
+    the parser takes, for ``fit``, ``validate``, ``test`` and ``predict`` alike, instead of after the
+    model and the trainer are built. The class is the one the parser already imported.
+    """
+    data = config.get("data")
+    class_path = data.get("class_path") if data is not None else None
+    if not class_path:
+        return
+    module, name = class_path.rsplit(".", 1)
+    check = getattr(getattr(importlib.import_module(module), name, None), "check_arguments", None)
+    if check is None:
+        return
+    args = data.get("init_args")
+    check(args.as_dict() if hasattr(args, "as_dict") else dict(args or {}))
+
+
 def refuse_evaluation_without_checkpoint(config: Any, subcommand: str | None) -> None:
     """``validate``/``test``/``predict`` need a checkpoint unless the user says the weights are meant."""
     if subcommand in EVALUATIONS and not config.get("ckpt_path") and not config.get("no_checkpoint"):
@@ -417,11 +437,14 @@ class AffectLabCLI(LightningCLI):
         return self.config[sub] if sub else self.config
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse, check the checkpoint's class, resolve the run's values; then ``--print_config`` prints them."""
+        """Parse, check the data's arguments and the checkpoint's class, resolve the run's values; then
+        ``--print_config`` prints them."""
         args = list(sys.argv[1:] if args is None else args)
         printing = [a for a in args if a == "--print_config" or a.startswith("--print_config=")]
         super().parse_arguments(parser, [a for a in args if a not in printing])
         sub = self.config.get("subcommand")
+        if not printing:  # printing a config needs no data on this machine
+            check_data(self._subconfig())
         check_checkpoint_class(self._subconfig(), sub)
         self.new_run = resolve(self._subconfig(), sub)
         if printing:

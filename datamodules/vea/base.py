@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -318,23 +318,44 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         raise NotImplementedError(f"{cls.__name__} has no sample writer")
 
     # -- finding and reading the release -------------------------------------------------------------
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse, before anything is built, sizes no run can use and a root holding none of the layouts.
+
+        The CLI calls it on the parsed ``data.init_args`` (``experiments/cli.py``), so a wrong
+        ``--data.root`` fails in the time the parser takes. Cheap on any release: a few ``stat``
+        calls and, for class-folder layouts, one listing of their top folder; never a walk.
+        """
+        if all(k in args for k in ("batch_size", "num_workers", "image_size")):
+            check_sizes(cls.__name__, args["batch_size"], args["num_workers"], args["image_size"])
+        if args.get("root") is not None:
+            cls.locate_layout(Path(str(args["root"])).expanduser())
+
     def find_layout(self) -> Layout:
         """The first declared layout present under ``root``; otherwise one error naming them all."""
-        if not self.root.is_dir():
-            raise LayoutError(self._layout_message(f"the root folder {self.root} does not exist"))
-        for layout in self.layouts:
-            if layout.missing(self.root) is None and (
-                not isinstance(layout, ClassFolders) or layout.matches(self.root, self.taxonomy)
+        return self.locate_layout(self.root)
+
+    @classmethod
+    def locate_layout(cls, root: Path) -> Layout:
+        """The first of ``layouts`` present under ``root``; otherwise one ``LayoutError`` naming them all."""
+        if not root.is_dir():
+            raise LayoutError(cls._layout_message(root, f"the root folder {root} does not exist"))
+        taxonomy = Taxonomy.from_spec(cls.taxonomy_name)
+        for layout in cls.layouts:
+            if layout.missing(root) is None and (
+                not isinstance(layout, ClassFolders) or layout.matches(root, taxonomy)
             ):
                 return layout
-        first = self.layouts[0].missing(self.root) or self.layouts[0].required(self.root)[0]
-        raise LayoutError(self._layout_message(f"first missing path: {first}"))
+        first = cls.layouts[0].missing(root) or cls.layouts[0].required(root)[0]
+        raise LayoutError(cls._layout_message(root, f"first missing path: {first}"))
 
-    def _layout_message(self, detail: str) -> str:
-        expected = "\n".join(f"  - {layout.description}" for layout in self.layouts)
-        return (f"{type(self).__name__}: {self.root} does not look like a {self.benchmark} release; {detail}.\n"
+    @classmethod
+    def _layout_message(cls, root: Path, detail: str) -> str:
+        expected = "\n".join(f"  - {layout.description}" for layout in cls.layouts)
+        taxonomy = Taxonomy.from_spec(cls.taxonomy_name)
+        return (f"{cls.__name__}: {root} does not look like a {cls.benchmark} release; {detail}.\n"
                 f"Expected one of these layouts under --data.root:\n{expected}\n"
-                f"Classes ({self.taxonomy.name}): {', '.join(self.taxonomy.leaves)}")
+                f"Classes ({taxonomy.name}): {', '.join(taxonomy.leaves)}")
 
     def read_splits(self) -> Splits:
         """The splits of the release, from the index cache when the release is unchanged.
@@ -370,7 +391,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
             for split in SPLITS:
                 splits.setdefault(split, [])
             if not splits["train"] and stage in (None, "fit"):
-                raise LayoutError(self._layout_message("the layout was found but lists no training image"))
+                raise LayoutError(self._layout_message(self.root, "the layout was found but lists no training image"))
             self.splits = splits
             counts = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
             log.info("%s at %s: %s", type(self).__name__, self.root, counts)

@@ -293,12 +293,13 @@ class ClassFolders(Layout):
         found = {}
         base = self.base(root)
         if base.is_dir():
-            for entry in sorted(os.listdir(base)):
-                if (base / entry).is_dir():
-                    try:
-                        found[entry] = resolve(entry)
-                    except ValueError:
-                        continue
+            with os.scandir(base) as entries:  # the entry type comes with the listing: no stat per image file
+                folders = sorted(entry.name for entry in entries if entry.is_dir())
+            for entry in folders:
+                try:
+                    found[entry] = resolve(entry)
+                except ValueError:
+                    continue
         return found
 
     def required(self, root: Path) -> list[Path]:

@@ -27,7 +27,6 @@ PREFIX = "affectlab: error: "  # what the affectlab command prints before a user
 USAGE_STATUS, ERROR_STATUS = 2, 1
 
 
-
 class UserError(Exception):
     """A mistake the user can fix (an option, a path, a file's content): one message, no traceback.
 

@@ -286,24 +286,25 @@ def check_checkpoint_class(config: Any, subcommand: str | None) -> None:
                          f"use the config the checkpoint was trained with (its run folder's config.yaml)")
 
 
-def check_data(config: Any) -> None:
-    """The data class's own cheap checks of its arguments (``check_arguments``), before anything is built.
+def check_before_building(config: Any) -> None:
+    """The data's and the model's own cheap checks of their arguments (``check_arguments``).
 
-    A DataModule may declare ``check_arguments(args)``, a classmethod given the parsed
-    ``data.init_args``: a wrong ``--data.root`` (or one whose layout is wrong) then fails in the time
-    the parser takes, for ``fit``, ``validate``, ``test`` and ``predict`` alike, instead of after the
-    model and the trainer are built. The class is the one the parser already imported.
+    A DataModule or LightningModule may declare ``check_arguments(args)``, a classmethod given its
+    parsed ``init_args``: a wrong ``--data.root`` (or one whose layout is wrong), a size no run can
+    use or an unknown backbone then fails in the time the parser takes, for ``fit``, ``validate``,
+    ``test`` and ``predict`` alike, instead of after the model and the trainer are built. The
+    classes are the ones the parser already imported. The data is checked first.
     """
-    data = config.get("data")
-    class_path = data.get("class_path") if data is not None else None
-    if not class_path:
-        return
-    module, name = class_path.rsplit(".", 1)
-    check = getattr(getattr(importlib.import_module(module), name, None), "check_arguments", None)
-    if check is None:
-        return
-    args = data.get("init_args")
-    check(args.as_dict() if hasattr(args, "as_dict") else dict(args or {}))
+    for key in ("data", "model"):
+        section = config.get(key)
+        class_path = section.get("class_path") if section is not None else None
+        if not class_path:
+            continue
+        module, name = class_path.rsplit(".", 1)
+        check = getattr(getattr(importlib.import_module(module), name, None), "check_arguments", None)
+        if check is not None:
+            args = section.get("init_args")
+            check(args.as_dict() if hasattr(args, "as_dict") else dict(args or {}))
 
 
 def refuse_evaluation_without_checkpoint(config: Any, subcommand: str | None) -> None:
@@ -444,7 +445,7 @@ class AffectLabCLI(LightningCLI):
         super().parse_arguments(parser, [a for a in args if a not in printing])
         sub = self.config.get("subcommand")
         if not printing:  # printing a config needs no data on this machine
-            check_data(self._subconfig())
+            check_before_building(self._subconfig())
         check_checkpoint_class(self._subconfig(), sub)
         self.new_run = resolve(self._subconfig(), sub)
         if printing:

@@ -70,10 +70,15 @@ def load_weights(name: str, weights: str | None = "DEFAULT") -> torchvision.mode
     return resolved
 
 
-def build_torchvision(name: str, pretrained: bool, weights: str | None = "DEFAULT") -> nn.Module:
-    """A torchvision classification model, with its ``weights`` when ``pretrained``."""
+def check_backbone(name: str) -> None:
+    """Refuse a backbone name this project cannot build (``InvalidValue`` listing the supported ones)."""
     if name not in SUPPORTED:
         raise InvalidValue(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED)}")
+
+
+def build_torchvision(name: str, pretrained: bool, weights: str | None = "DEFAULT") -> nn.Module:
+    """A torchvision classification model, with its ``weights`` when ``pretrained``."""
+    check_backbone(name)
     return get_model(name, weights=load_weights(name, weights) if pretrained and weights_name(name, weights) else None)
 
 

@@ -57,10 +57,11 @@ def run(args: list[str], capsys) -> tuple[int, list[str]]:
     (["--data.init_args.batch_size", "0"], "--data.batch_size must be an integer >= 1"),
     (["--data.init_args.num_workers", "-1"], "--data.num_workers must be an integer >= 0"),
 ], ids=["unknown-backbone", "image-size-0", "image-size-7", "batch-size-0", "num-workers"])
-def test_invalid_values_are_one_message_before_any_data_is_read(fi_sample, capsys, data_reads, extra, expected):
+def test_invalid_values_are_one_message_before_anything_is_built(fi_sample, capsys, data_reads, built, extra,
+                                                                  expected):
     code, lines = run(fit_args(fi_sample, *extra), capsys)
     assert code == 1 and len(lines) == 1 and expected in lines[0], lines
-    assert data_reads == []
+    assert data_reads == [] and built == []  # found in the parsed config
 
 
 def test_a_misspelled_key_is_one_line_naming_it_without_the_usage(fi_sample, capsys):

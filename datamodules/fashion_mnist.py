@@ -102,7 +102,7 @@ def _compressed(root: Path) -> Path:
 
 
 def check_present(root: str | Path) -> None:
-    """Raise ``FashionMNISTError`` unless ``locate`` will find the files (eight ``stat`` calls, no decompression)."""
+    """Raise ``FashionMNISTError`` unless ``locate`` will find the files (a few ``stat`` calls, no decompression)."""
     root = Path(root).expanduser()
     if not _present(root / "FashionMNIST" / "raw"):
         _compressed(root)

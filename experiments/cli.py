@@ -13,6 +13,8 @@
   (``fit --ckpt_path <run>/checkpoints/...``) continues its run; ``validate``/``test``/``predict``
   write to their own folder beside the run's (``<run>.test-<id>/``);
 - ``last.ckpt`` is the state at the end of the last epoch, whatever validation did;
+- the data's and the model's own checks of their arguments (a wrong data root or layout, sizes, the
+  backbone) run on the parsed config, before any class is built (``check_before_building``);
 - evaluations refuse to run without a checkpoint unless asked (``--no_checkpoint true``), and a
   checkpoint of another module class than the config's fails with one line naming both;
 - the W&B run holds the whole resolved config, tags/group/job type, and checkpoints on request.
@@ -438,8 +440,8 @@ class AffectLabCLI(LightningCLI):
         return self.config[sub] if sub else self.config
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse, check the data's arguments and the checkpoint's class, resolve the run's values; then
-        ``--print_config`` prints them."""
+        """Parse, check the data's and the model's arguments and the checkpoint's class, resolve the
+        run's values; then ``--print_config`` prints them."""
         args = list(sys.argv[1:] if args is None else args)
         printing = [a for a in args if a == "--print_config" or a.startswith("--print_config=")]
         super().parse_arguments(parser, [a for a in args if a not in printing])

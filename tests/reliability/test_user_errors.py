@@ -219,6 +219,11 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         run_reporting_errors(main, ["fit"])
 
 
+def test_the_wrapper_passes_the_commands_own_exit_status_on():
+    assert run_reporting_errors(lambda: 3) == 3  # e.g. `affectlab` alone prints its help and exits 2
+    assert run_reporting_errors(lambda: None) == 0
+
+
 def test_an_unreadable_file_is_counted_once_however_many_epochs(tmp_path):
     from affectlab.datamodules.synthetic import make_fi_sample
 

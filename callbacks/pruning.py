@@ -48,6 +48,7 @@ from affectlab.callbacks.pruning_importance import (
     step_count,
 )
 from affectlab.callbacks.pruning_report import PruningReport, export_network
+from affectlab.experiments.errors import InvalidValue
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _images(batch: Any) -> torch.Tensor:
 def _validation_size(trainer: L.Trainer | None) -> int:
     """Validation images behind the monitored metric (for ``max_drop_unit="se"``)."""
     if trainer is None:
-        raise ValueError("max_drop_unit='se' needs the trainer's validation set")
+        raise InvalidValue("max_drop_unit='se' needs the trainer's validation set")
     loaders = trainer.val_dataloaders
     loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
     total = 0
@@ -114,7 +115,7 @@ def _validation_size(trainer: L.Trainer | None) -> int:
             size = min(size, seen) if size else seen
         total += size
     if not total:
-        raise ValueError("max_drop_unit='se' could not count the validation images; use max_drop_unit='absolute'")
+        raise InvalidValue("max_drop_unit='se' could not count the validation images; use max_drop_unit='absolute'")
     return total
 
 
@@ -125,7 +126,7 @@ def _task_loss(module: nn.Module, batch: Any) -> torch.Tensor:
     if hasattr(module, "compute") and hasattr(module, "taxonomy"):
         labels = module.taxonomy.labels_at_levels(batch["label"])
         return module.loss(module.compute(batch["image"]), labels)["loss"]
-    raise ValueError("criteria 'taylor' and 'fisher' need a loss: define pruning_loss(batch) on the LightningModule")
+    raise InvalidValue("criteria 'taylor' and 'fisher' need a loss: define pruning_loss(batch) on the LightningModule")
 
 
 
@@ -215,23 +216,23 @@ class GradualGlobalPruning(Callback):
         export: bool = True,
     ) -> None:
         if criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+            raise InvalidValue(f"criterion must be one of {CRITERIA}, got {criterion!r}")
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise InvalidValue(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "one_shot" and target_flops_ratio is None and target_params_ratio is None:
-            raise ValueError("mode='one_shot' prunes to a budget: set target_flops_ratio or target_params_ratio")
+            raise InvalidValue("mode='one_shot' prunes to a budget: set target_flops_ratio or target_params_ratio")
         if not 0 < step_ratio < 1:
-            raise ValueError(f"step_ratio must lie in (0, 1), got {step_ratio}")
+            raise InvalidValue(f"step_ratio must lie in (0, 1), got {step_ratio}")
         if step_unit not in STEP_UNITS:
-            raise ValueError(f"step_unit must be one of {STEP_UNITS}, got {step_unit!r}")
+            raise InvalidValue(f"step_unit must be one of {STEP_UNITS}, got {step_unit!r}")
         if not 0 < min_step_ratio <= step_ratio:
-            raise ValueError(f"min_step_ratio must lie in (0, step_ratio], got {min_step_ratio}")
+            raise InvalidValue(f"min_step_ratio must lie in (0, step_ratio], got {min_step_ratio}")
         if max_drop_unit not in ("absolute", "se"):
-            raise ValueError(f"max_drop_unit must be 'absolute' or 'se', got {max_drop_unit!r}")
+            raise InvalidValue(f"max_drop_unit must be 'absolute' or 'se', got {max_drop_unit!r}")
         if warmup_epochs < 0 or finetune_epochs < 1:
-            raise ValueError("warmup_epochs must be ≥ 0 and finetune_epochs ≥ 1")
+            raise InvalidValue("warmup_epochs must be ≥ 0 and finetune_epochs ≥ 1")
         if warmup_epochs == 0 and baseline is None and max_drop is not None:
-            raise ValueError("warmup_epochs=0 prunes before any validation: give baseline= or set max_drop=None")
+            raise InvalidValue("warmup_epochs=0 prunes before any validation: give baseline= or set max_drop=None")
         self.criterion = criterion
         self.normalization = "none" if mode == "global_unnormalised" else normalization
         normalise([], self.normalization)  # validates the name

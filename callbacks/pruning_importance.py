@@ -15,6 +15,7 @@ import torch_pruning as tp
 from torch import nn
 
 from affectlab.callbacks.pruning_graph import NeuronGroup
+from affectlab.experiments.errors import InvalidValue
 
 #: Criteria that read activations (need calibration batches); the others read weights only.
 DATA_CRITERIA = ("activation", "std", "bn_scale", "taylor", "fisher")
@@ -179,7 +180,7 @@ def criterion_scores(criterion: str, groups: Sequence[NeuronGroup], stats: dict[
     deviation of the pre-activation (which is what ``|γ|`` sets for a batch-normed channel).
     """
     if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        raise InvalidValue(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     if criterion == "l1":
         return l1_scores(groups)
     if criterion == "weight_out":
@@ -200,7 +201,7 @@ def normalise(scores: Sequence[torch.Tensor], how: str = "mean",
     divided by their mean); ``mean_flops``: the mean-normalised score per FLOP.
     """
     if how not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {how!r}")
+        raise InvalidValue(f"normalization must be one of {NORMALIZATIONS}, got {how!r}")
     if how in ("flops", "mean_flops"):
         if costs is None:
             raise ValueError(f"normalization {how!r} needs the FLOPs each layer's neurons cost")

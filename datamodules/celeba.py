@@ -15,6 +15,7 @@ Batches are ``{"image": B×3×S×S in [0, 1], "attributes": B×K in {0, 1}, "dra
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from affectlab.datamodules.images import SkipReport, load_rgb
 from affectlab.datamodules.sketch import DrawingCache, XDoG
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea.layouts import LayoutError
+from affectlab.experiments.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,17 @@ IMAGES, ATTR_FILE, PARTITION_FILE = "img_align_celeba", "list_attr_celeba.txt", 
 SPLIT_CODES = {"0": "train", "1": "val", "2": "test"}
 
 
-class CelebAFormatError(ValueError):
+def check_release(root: Path) -> None:
+    """Raise ``LayoutError`` unless ``root`` holds the images folder and both annotation files."""
+    for rel in (IMAGES, ATTR_FILE, PARTITION_FILE):
+        if not (root / rel).exists():
+            raise LayoutError(
+                f"CelebA: {root} does not look like the CelebA release; first missing path: "
+                f"{root / rel}.\nExpected under --data.root: {IMAGES}/NNNNNN.jpg, {ATTR_FILE}, "
+                f"{PARTITION_FILE} (the official aligned-and-cropped release)")
+
+
+class CelebAFormatError(UserError, ValueError):
     """A CelebA annotation file that does not follow the official format (names file and line)."""
 
 
@@ -169,13 +181,13 @@ class CelebA(SplitLoaders, L.LightningDataModule):
         self.splits: dict[str, tuple[list[str], torch.Tensor]] | None = None
 
     # -- the release on disk ---------------------------------------------------------------------------
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse a root that is not the CelebA release (three ``stat`` calls), before anything is built (CLI)."""
+        check_release(Path(str(args.get("root") or "data/celeba")).expanduser())
+
     def _check_layout(self) -> None:
-        for rel in (IMAGES, ATTR_FILE, PARTITION_FILE):
-            if not (self.root / rel).exists():
-                raise LayoutError(
-                    f"CelebA: {self.root} does not look like the CelebA release; first missing path: "
-                    f"{self.root / rel}.\nExpected under --data.root: {IMAGES}/NNNNNN.jpg, {ATTR_FILE}, "
-                    f"{PARTITION_FILE} (the official aligned-and-cropped release)")
+        check_release(self.root)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:

@@ -20,6 +20,7 @@ import gzip
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from affectlab.datamodules.hierarchy import Taxonomy, flat
 from affectlab.datamodules.splits import SplitLoaders
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -51,7 +53,7 @@ def garments() -> Taxonomy:
                     ("group", "class"))
 
 
-class FashionMNISTError(FileNotFoundError):
+class FashionMNISTError(MissingPath):
     """Neither of the known Fashion-MNIST layouts was found."""
 
 
@@ -77,19 +79,31 @@ def locate(root: str | Path, cache_dir: str | Path | None = None) -> Path:
         FashionMNISTError: naming both layouts when neither is present.
     """
     root = Path(root).expanduser()
-    raw = root / "FashionMNIST" / "raw"
-    if _present(raw):
+    if _present(root / "FashionMNIST" / "raw"):
         return root
     cache = Path(cache_dir).expanduser() if cache_dir else root
+    _decompress(_compressed(root), cache / "FashionMNIST" / "raw")
+    return cache
+
+
+def _compressed(root: Path) -> Path:
+    """The folder holding the four ``.gz`` files: torchvision's raw folder, ``root``, or Debian's."""
+    raw = root / "FashionMNIST" / "raw"
     for source in (raw, root, DEBIAN_DIR):
         if _present(source, ".gz"):
-            _decompress(source, cache / "FashionMNIST" / "raw")
-            return cache
+            return source
     raise FashionMNISTError(
         f"Fashion-MNIST not found under --data.root {root}. Expected one of:\n"
         f"  - torchvision's layout: {raw}/{{{','.join(FILES)}}} (optionally .gz)\n"
         f"  - the Debian package dataset-fashion-mnist: {DEBIAN_DIR}/*-ubyte.gz "
         f"(`apt install dataset-fashion-mnist`), or those four .gz files directly in {root}")
+
+
+def check_present(root: str | Path) -> None:
+    """Raise ``FashionMNISTError`` unless ``locate`` will find the files (a few ``stat`` calls, no decompression)."""
+    root = Path(root).expanduser()
+    if not _present(root / "FashionMNIST" / "raw"):
+        _compressed(root)
 
 
 class _Images(Dataset):
@@ -138,13 +152,18 @@ class FashionMNIST(SplitLoaders, L.LightningDataModule):
                  cache_dir: str | None = None, taxonomy: str = "flat") -> None:
         super().__init__()
         if taxonomy not in TAXONOMIES:
-            raise ValueError(f"taxonomy must be one of {TAXONOMIES}, got {taxonomy!r}")
+            raise InvalidValue(f"taxonomy must be one of {TAXONOMIES}, got {taxonomy!r}")
         self.save_hyperparameters()
         self.taxonomy_name = taxonomy
         self.root, self.cache_dir = root, cache_dir
         self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
         self.val_size, self.train_size, self.test_size, self.seed = val_size, train_size, test_size, seed
         self.datasets: dict[str, _Images] = {}
+
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse a root where neither layout (nor the Debian package) is found, before anything is built (CLI)."""
+        check_present(args.get("root") or "data")
 
     @property
     def taxonomy(self) -> Taxonomy:

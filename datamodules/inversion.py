@@ -16,6 +16,7 @@ stopping ends it sooner.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from affectlab.datamodules.hierarchy import Taxonomy, flat
 from affectlab.datamodules.images import load_rgb
 from affectlab.datamodules.splits import SplitLoaders
 from affectlab.datamodules.vea.base import IMAGENET_MEAN, IMAGENET_STD
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 #: scikit-image samples that ship with the package (no download): colour photos, grey textures and scenes.
 PATCH_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "retina", "hubble_deep_field", "immunohistochemistry",
@@ -70,18 +72,23 @@ class InversionImages(LightningDataModule):
         self.image_size, self.iterations = image_size, iterations
         self.images: dict[str, torch.Tensor] = {}
 
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse a content or style image that is neither a file nor a sample photo, before anything is built (CLI)."""
+        root = Path(str(args["root"])) if args.get("root") else None
+        for name in (args.get("content"), args.get("style")):
+            if name:
+                image_file(root, str(name))
+
     def load(self, name: str) -> torch.Tensor:
         """One image as ``3×S×S`` in 0–1 RGB: shorter side resized to S, then centre-cropped."""
-        if name in SAMPLE_PHOTOS and not (self.root and (self.root / name).exists()):
+        path = image_file(self.root, name)
+        if path is None:
             image = TF.to_pil_image(sample_photo(name))
         else:
-            path = self.root / name if self.root and not Path(name).is_absolute() else Path(name)
-            if not path.exists():
-                raise FileNotFoundError(f"image {path} does not exist; give a path (relative to --data.root) or one "
-                                        f"of the sample photos: {', '.join(SAMPLE_PHOTOS)}")
             image = load_rgb(path)
             if image is None:
-                raise ValueError(f"image {path} could not be decoded")
+                raise InvalidValue(f"image {path} could not be decoded")
         image = TF.center_crop(TF.resize(image, self.image_size, antialias=True), [self.image_size] * 2)
         return TF.to_tensor(image)
 
@@ -96,11 +103,22 @@ class InversionImages(LightningDataModule):
         return DataLoader(_Repeat(self.images, self.iterations), batch_size=1, num_workers=0)
 
 
+def image_file(root: Path | None, name: str) -> Path | None:
+    """The file ``name`` stands for (relative to ``root`` when given), ``None`` for a sample photo; else ``MissingPath``."""
+    if name in SAMPLE_PHOTOS and not (root and (root / name).exists()):
+        return None
+    path = root / name if root and not Path(name).is_absolute() else Path(name)
+    if not path.exists():
+        raise MissingPath(f"image {path} does not exist; give a path (relative to --data.root) or one "
+                          f"of the sample photos: {', '.join(SAMPLE_PHOTOS)}")
+    return path
+
+
 def sample_photo(name: str) -> torch.Tensor:
     """A scikit-image sample as ``3×H×W`` float 0–1 RGB (grey ones repeated over the channels, alpha dropped)."""
     loader = getattr(skdata, name, None)
     if loader is None:
-        raise ValueError(f"scikit-image has no sample {name!r}")
+        raise InvalidValue(f"scikit-image has no sample {name!r}")
     image = np.asarray(loader())
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
@@ -162,9 +180,9 @@ class PhotoPatches(SplitLoaders, LightningDataModule):
                  batch_size: int = 64, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         if len(photos) < 2:
-            raise ValueError(f"PhotoPatches needs at least two photos to tell apart, got {list(photos)}")
+            raise InvalidValue(f"PhotoPatches needs at least two photos to tell apart, got {list(photos)}")
         if not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
+            raise InvalidValue(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         self.save_hyperparameters()
         self.photos, self.image_size = list(photos), image_size
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}

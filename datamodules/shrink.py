@@ -31,6 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from affectlab.datamodules.images import decode_rgb
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SETTINGS_FILE = ".affectlab-shrink.json"
@@ -97,19 +98,19 @@ def shrink_release(src: str | Path, dst: str | Path, short_side: int, quality: i
     """Write the shrunk copy of the release at ``src`` to ``dst``; returns the count of each outcome."""
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
     if short_side < 1:
-        raise ValueError(f"short side must be a positive number of pixels, got {short_side}")
+        raise InvalidValue(f"short side must be a positive number of pixels, got {short_side}")
     if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+        raise InvalidValue(f"JPEG quality must be in 1..100, got {quality}")
     if not src.is_dir():
-        raise FileNotFoundError(f"the release folder {src} does not exist")
+        raise MissingPath(f"the release folder {src} does not exist")
     if dst == src:
-        raise ValueError(f"the copy must go to another folder than the release itself ({src})")
+        raise InvalidValue(f"the copy must go to another folder than the release itself ({src})")
     settings = {"short_side": short_side, "quality": quality}
     marker = dst / SETTINGS_FILE
     if marker.exists():
         previous = json.loads(marker.read_text())
         if previous != settings:
-            raise ValueError(f"{dst} holds a copy made with {previous}, not {settings}: choose another folder")
+            raise InvalidValue(f"{dst} holds a copy made with {previous}, not {settings}: choose another folder")
     dst.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         marker.write_text(json.dumps(settings) + "\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from affectlab.datamodules.face_attributes import DEFAULT_ATTRIBUTES
 from affectlab.datamodules.images import SkipReport, load_rgb
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ class LineDrawings(L.LightningDataModule):
                  xdog: dict[str, float] | None = None, batch_size: int = 16, num_workers: int = 0) -> None:
         super().__init__()
         if kind not in ("drawings", "photos", "auto"):
-            raise ValueError(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
+            raise InvalidValue(f"LineDrawings: kind must be drawings, photos or auto, not {kind!r}")
 
         self.root = Path(root).expanduser()
         self.kind = kind
@@ -180,6 +182,16 @@ class LineDrawings(L.LightningDataModule):
         self.paths: list[Path] = []
         self.style: torch.Tensor | None = None
 
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse a missing folder or style photo before anything is built (CLI); the images are found in ``setup``."""
+        root = Path(str(args.get("root") or "drawings")).expanduser()
+        if not root.is_dir():
+            raise MissingPath(f"LineDrawings: the folder {root} does not exist (--data.root)")
+        style = args.get("style_photo")
+        if style and not Path(str(style)).is_file():
+            raise MissingPath(f"LineDrawings: the style photo {style} does not exist (--data.style_photo)")
+
     def _requests(self, chosen: list[dict[str, float]] | None) -> torch.Tensor:
         """``M×K`` attribute vectors: the chosen settings, or one per hair colour."""
         if chosen is None:
@@ -189,22 +201,22 @@ class LineDrawings(L.LightningDataModule):
         for m, setting in enumerate(chosen):
             unknown = [n for n in setting if n not in self.attributes]
             if unknown:
-                raise ValueError(f"LineDrawings: chosen_attributes names unknown attribute(s) {unknown}; "
-                                 f"the attributes are {self.attributes}")
+                raise InvalidValue(f"LineDrawings: chosen_attributes names unknown attribute(s) {unknown}; "
+                                   f"the attributes are {self.attributes}")
             for name, value in setting.items():
                 vectors[m, self.attributes.index(name)] = float(value)
         return vectors
 
     def setup(self, stage: str | None = None) -> None:
         if not self.root.is_dir():
-            raise FileNotFoundError(f"LineDrawings: the folder {self.root} does not exist (--data.root)")
+            raise MissingPath(f"LineDrawings: the folder {self.root} does not exist (--data.root)")
         self.paths = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
-            raise FileNotFoundError(f"LineDrawings: no image ({', '.join(IMAGE_SUFFIXES)}) under {self.root}")
+            raise MissingPath(f"LineDrawings: no image ({', '.join(IMAGE_SUFFIXES)}) under {self.root}")
         if self.style_photo:
             image = load_rgb(self.style_photo)
             if image is None:
-                raise FileNotFoundError(f"LineDrawings: cannot decode the style photo {self.style_photo}")
+                raise MissingPath(f"LineDrawings: cannot decode the style photo {self.style_photo}")
             self.style = _Folder([Path(self.style_photo)], self.image_size, False).transform(image)[None]
 
     def _is_photo_folder(self) -> bool:

@@ -10,6 +10,9 @@ where the class sits in the taxonomy. The same rows are logged to W&B when a fit
 
     affectlab-data stats -c experiments/baseline/fi.yaml --data.root /data/FI
     affectlab-data stats -c experiments/baseline/twitter1.yaml --data.root /data/TwitterI --data.agree 4
+
+A mistake the user can fix is one line, ``affectlab-data: error: <message>``, and a non-zero exit
+(2 for the command line itself); ``AFFECTLAB_DEBUG=1`` shows its traceback.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from tqdm.auto import tqdm
 
 from affectlab.datamodules.images import load_rgb
 from affectlab.datamodules.vea.layouts import SPLITS
+from affectlab.experiments.errors import USAGE_STATUS, InvalidValue, MissingPath, run_reporting_errors
 
 COLUMNS = ("split", "label", "class", "ancestors", "images", "unreadable", "missing")
 
@@ -89,7 +93,7 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``data.root`` or ``data.init_args.root`` style keys in the data section."""
     keys = dotted.split(".")
     if keys[0] != "data":
-        raise SystemExit(f"only --data.* overrides are understood, got --{dotted}")
+        raise InvalidValue(f"only --data.* overrides are understood, got --{dotted}")
     keys = keys[1:]
     if keys and keys[0] not in ("init_args", "class_path"):
         keys = ["init_args", *keys]
@@ -102,10 +106,16 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
 def datamodule_from_config(files: Sequence[str], overrides: Sequence[tuple[str, str]] = ()) -> Any:
     """Build the ``data`` section of experiment files (later files and overrides win)."""
     config: dict[str, Any] = {}
+    from affectlab.experiments.cli import _accepts as accepts
     from affectlab.experiments.cli import composed  # experiment files may be composed of parts
 
     for file in files:
-        data = (composed(file) or {}).get("data") or {}
+        if not Path(file).is_file():
+            raise MissingPath(f"the config file {file} does not exist")
+        try:
+            data = (composed(file) or {}).get("data") or {}
+        except yaml.YAMLError as err:
+            raise InvalidValue(f"{file} is not valid YAML: {' '.join(str(err).split())}") from None
         if "class_path" in data:
             config.setdefault("data", {})["class_path"] = data["class_path"]
         config.setdefault("data", {}).setdefault("init_args", {}).update(data.get("init_args") or {})
@@ -113,14 +123,38 @@ def datamodule_from_config(files: Sequence[str], overrides: Sequence[tuple[str, 
         _set(config, key, yaml.safe_load(value))
     data = config.get("data") or {}
     if "class_path" not in data:
-        raise SystemExit("the config has no data.class_path")
+        raise InvalidValue("the config has no data.class_path")
     module, _, name = data["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**data.get("init_args", {}))
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise InvalidValue(f"data.class_path {data['class_path']!r} names no importable class ({err})") from None
+    args = data.get("init_args", {})
+    unknown = [key for key in args if not accepts(cls, key)]
+    if unknown:
+        raise InvalidValue(f"{name} takes no argument {', '.join(unknown)} (--data.{unknown[0]})")
+    return cls(**args)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A parser whose errors are one line, like the rest of affectlab's (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_STATUS, f"{self.prog}: error: {message} (--help lists the options)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="affectlab-data", description=__doc__.split("\n\n")[0])
+    """The ``affectlab-data`` command; returns its exit status.
+
+    A user error (a missing config file or release, a bad option or value) prints one line,
+    ``affectlab-data: error: <message>``, and gives a non-zero status; ``AFFECTLAB_DEBUG=1`` shows its
+    traceback (``experiments/errors.py``). Anything else keeps its traceback.
+    """
+    return run_reporting_errors(_main, argv, prog="affectlab-data")
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = _OneLineParser(prog="affectlab-data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     stats = sub.add_parser("stats", help="per split and class: images, unreadable, missing; the taxonomy")
     stats.add_argument("-c", "--config", action="append", required=True, help="experiment YAML (repeatable)")
@@ -139,11 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognised arguments {' '.join(rest)}")
         from affectlab.datamodules.shrink import shrink_release
 
-        try:
-            counts = shrink_release(args.src, args.dst, args.short_side, args.quality, args.workers,
-                                    progress=sys.stderr.isatty())
-        except (ValueError, FileNotFoundError) as err:
-            parser.error(str(err))
+        counts = shrink_release(args.src, args.dst, args.short_side, args.quality, args.workers,
+                                progress=sys.stderr.isatty())
         print(f"{args.dst}: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in
                                           ("resized", "copied", "unreadable", "done")) + " (done: already there)")
         return 0

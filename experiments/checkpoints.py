@@ -22,10 +22,12 @@ from urllib.parse import urlparse
 from jsonargparse import ArgumentError
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
+from affectlab.experiments.errors import UserError
+
 REMOTE_SCHEMES = ("http", "https")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, unreachable, not a checkpoint, or not loadable as weights only."""
 
 

@@ -13,6 +13,8 @@
   (``fit --ckpt_path <run>/checkpoints/...``) continues its run; ``validate``/``test``/``predict``
   write to their own folder beside the run's (``<run>.test-<id>/``);
 - ``last.ckpt`` is the state at the end of the last epoch, whatever validation did;
+- the data's and the model's own checks of their arguments (a wrong data root or layout, sizes, the
+  backbone) run on the parsed config, before any class is built (``check_before_building``);
 - evaluations refuse to run without a checkpoint unless asked (``--no_checkpoint true``), and a
   checkpoint of another module class than the config's fails with one line naming both;
 - the W&B run holds the whole resolved config, tags/group/job type, and checkpoints on request.
@@ -286,6 +288,27 @@ def check_checkpoint_class(config: Any, subcommand: str | None) -> None:
                          f"use the config the checkpoint was trained with (its run folder's config.yaml)")
 
 
+def check_before_building(config: Any) -> None:
+    """The data's and the model's own cheap checks of their arguments (``check_arguments``).
+
+    A DataModule or LightningModule may declare ``check_arguments(args)``, a classmethod given its
+    parsed ``init_args``: a wrong ``--data.root`` (or one whose layout is wrong), a size no run can
+    use or an unknown backbone then fails in the time the parser takes, for ``fit``, ``validate``,
+    ``test`` and ``predict`` alike, instead of after the model and the trainer are built. The
+    classes are the ones the parser already imported. The data is checked first.
+    """
+    for key in ("data", "model"):
+        section = config.get(key)
+        class_path = section.get("class_path") if section is not None else None
+        if not class_path:
+            continue
+        module, name = class_path.rsplit(".", 1)
+        check = getattr(getattr(importlib.import_module(module), name, None), "check_arguments", None)
+        if check is not None:
+            args = section.get("init_args")
+            check(args.as_dict() if hasattr(args, "as_dict") else dict(args or {}))
+
+
 def refuse_evaluation_without_checkpoint(config: Any, subcommand: str | None) -> None:
     """``validate``/``test``/``predict`` need a checkpoint unless the user says the weights are meant."""
     if subcommand in EVALUATIONS and not config.get("ckpt_path") and not config.get("no_checkpoint"):
@@ -417,11 +440,14 @@ class AffectLabCLI(LightningCLI):
         return self.config[sub] if sub else self.config
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse, check the checkpoint's class, resolve the run's values; then ``--print_config`` prints them."""
+        """Parse, check the data's and the model's arguments and the checkpoint's class, resolve the
+        run's values; then ``--print_config`` prints them."""
         args = list(sys.argv[1:] if args is None else args)
         printing = [a for a in args if a == "--print_config" or a.startswith("--print_config=")]
         super().parse_arguments(parser, [a for a in args if a not in printing])
         sub = self.config.get("subcommand")
+        if not printing:  # printing a config needs no data on this machine
+            check_before_building(self._subconfig())
         check_checkpoint_class(self._subconfig(), sub)
         self.new_run = resolve(self._subconfig(), sub)
         if printing:

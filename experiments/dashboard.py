@@ -33,6 +33,7 @@ from affectlab.experiments.dashboard_keys import (
     Table,
     TableLine,
 )
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 METHODS = tuple(WORKSPACES)
 TITLES = {"mdan": "MDAN", "pruning": "Gradual global pruning", "advae": "AD-VAE", "inversion": "Feature map inversion"}
@@ -61,7 +62,7 @@ def method_workspace(method: str, entity: str, project: str):
     import wandb_workspaces.workspaces as ws
 
     if method not in WORKSPACES:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        raise InvalidValue(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     sections = [ws.Section(name=s.name, panels=[_panel(p) for p in s.panels], is_open=s.open)
                 for s in WORKSPACES[method]]
     workspace = ws.Workspace(
@@ -76,11 +77,11 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
     """A W&B sweep file's name, metric and the parameters it varies; a clear error when it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"sweep file {path} does not exist")
+        raise MissingPath(f"sweep file {path} does not exist")
     spec = yaml.safe_load(path.read_text()) or {}
     metric = spec.get("metric") or {}
     if not isinstance(spec, dict) or not metric.get("name") or not isinstance(spec.get("parameters"), dict):
-        raise ValueError(f"{path} is not a sweep file: it needs `metric: {{name: ..., goal: ...}}` and `parameters:`")
+        raise InvalidValue(f"{path} is not a sweep file: it needs `metric: {{name: ..., goal: ...}}` and `parameters:`")
     varied = [key for key, value in spec["parameters"].items()
               if not (isinstance(value, dict) and "value" in value and len(value) == 1)]
     return {"name": spec.get("name") or path.stem, "metric": metric["name"],

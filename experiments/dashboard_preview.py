@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from affectlab.experiments.dashboard_keys import STEP, WORKSPACES, Line, Media, Table, TableLine
+from affectlab.experiments.errors import InvalidValue, MissingPath
 from affectlab.experiments.run_record import history
 
 COLUMNS = 3
@@ -98,10 +99,10 @@ def render(method: str, run_dir: str | Path, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     if method not in WORKSPACES:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(WORKSPACES)}")
+        raise InvalidValue(f"unknown method {method!r}; choose from {', '.join(WORKSPACES)}")
     rows = history(run_dir)
     if not rows:
-        raise FileNotFoundError(f"{run_dir} holds no W&B run record (wandb/offline-run-*/run-*.wandb)")
+        raise MissingPath(f"{run_dir} holds no W&B run record (wandb/offline-run-*/run-*.wandb)")
     sections = [s for s in WORKSPACES[method] if s.open]
     layout = [(s, s.panels[i:i + COLUMNS]) for s in sections for i in range(0, len(s.panels), COLUMNS)]
     height = 3.1 * len(layout)

@@ -6,11 +6,11 @@ a bad option or value, a missing or unsafe checkpoint, absent pretrained weights
 otherwise). Anything else is a bug and keeps its traceback. ``AFFECTLAB_DEBUG=1`` shows the
 traceback of user errors too.
 
-What counts as a user error: the project's own error classes (below), the command-line parser's
-errors, and a ``ValueError``/``FileNotFoundError`` raised by affectlab's own code — the checks
-that validate what a user passed (``--data.image_size``, ``--model.backbone``, list files, ...).
-The same exceptions raised deep inside a library stay tracebacks: they are not messages written
-for a user.
+What counts as a user error: a ``UserError`` (below; the checks of what a user passed —
+``--data.image_size``, ``--model.backbone``, the data root, list files, checkpoints — raise one of
+its subclasses) and the command-line parser's own errors. Nothing else: a ``ValueError`` or
+``FileNotFoundError`` that is not a ``UserError`` is a bug, or a library's message not written for
+a user, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,15 +19,29 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 DEBUG_ENV = "AFFECTLAB_DEBUG"
-PREFIX = "affectlab: error: "
+PREFIX = "affectlab: error: "  # what the affectlab command prints before a user error
 #: Exit status of a command line the parser rejects (argparse's convention) and of other user errors.
 USAGE_STATUS, ERROR_STATUS = 2, 1
 
-_PACKAGE_DIRS: tuple[str, ...] | None = None
+
+class UserError(Exception):
+    """A mistake the user can fix (an option, a path, a file's content): one message, no traceback.
+
+    Subclasses keep the built-in type a caller may catch (``InvalidValue`` is a ``ValueError``,
+    ``MissingPath`` a ``FileNotFoundError``); the project's own error classes (``LayoutError``,
+    ``CheckpointError``, ...) derive from it too.
+    """
+
+
+class InvalidValue(UserError, ValueError):
+    """A value the user gave (an option, a line of a list file) that no run can use."""
+
+
+class MissingPath(UserError, FileNotFoundError):
+    """A file or folder the user named that is not there (or not what it should be)."""
 
 
 def debug() -> bool:
@@ -35,61 +49,24 @@ def debug() -> bool:
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _package_dirs() -> tuple[str, ...]:
-    global _PACKAGE_DIRS
-    if _PACKAGE_DIRS is None:
-        import affectlab
-        import affectlab.callbacks
-        import affectlab.datamodules
-        import affectlab.experiments
-        import affectlab.modules
-
-        _PACKAGE_DIRS = tuple(str(Path(m.__file__).resolve().parent) + os.sep for m in (
-            affectlab, affectlab.callbacks, affectlab.datamodules, affectlab.experiments, affectlab.modules))
-    return _PACKAGE_DIRS
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from jsonargparse import ArgumentError
-
-    from affectlab.datamodules.celeba import CelebAFormatError
-    from affectlab.datamodules.fashion_mnist import FashionMNISTError
-    from affectlab.datamodules.vea.layouts import LayoutError
-    from affectlab.experiments.checkpoints import CheckpointError
-    from affectlab.experiments.sweep import SweepError
-    from affectlab.modules.backbones import WeightsUnavailableError
-
-    return (ArgumentError, CheckpointError, LayoutError, FashionMNISTError, CelebAFormatError,
-            WeightsUnavailableError, SweepError)
-
-
-def _raised_by_affectlab(err: BaseException) -> bool:
-    """Whether the innermost frame of ``err``'s traceback is affectlab's own code."""
-    tb = err.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(_package_dirs())
-
-
 def user_error(err: BaseException) -> BaseException | None:
     """The exception that carries the user's message, if ``err`` is (or wraps) a user error; else ``None``.
 
-    jsonargparse reports a class that failed to build as its own error with the original one as
-    ``__cause__``/``__context__``: the chain is searched, innermost user error first.
+    jsonargparse reports a class that failed to build as its own error raised ``from`` the original
+    one: the chain of causes is searched, innermost user error first. An exception that merely
+    happened while another was handled (``__context__`` only) is not followed: a bug raised in an
+    ``except`` block keeps its traceback even when the error it handled was the user's.
     """
+    from jsonargparse import ArgumentError
+
     chain = []
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         chain.append(err)
-        err = err.__cause__ or err.__context__
-    types = _user_error_types()
+        err = err.__cause__
     for candidate in reversed(chain):
-        if isinstance(candidate, types):
-            return candidate
-        if isinstance(candidate, (ValueError, FileNotFoundError, NotADirectoryError)) and _raised_by_affectlab(candidate):
+        if isinstance(candidate, (UserError, ArgumentError)):
             return candidate
     return None
 
@@ -118,20 +95,23 @@ def _parser_message(text: str) -> str:
     return chosen + " (--help lists the options)" if unaccepted else chosen
 
 
-def report(err: BaseException, stream: Any = None) -> int:
-    """Print ``err``'s one message; the exit status to use."""
+def report(err: BaseException, stream: Any = None, prog: str = "affectlab") -> int:
+    """Print ``err``'s one message (``<prog>: error: ...``); the exit status to use."""
     from jsonargparse import ArgumentError
 
     stream = stream or sys.stderr
-    stream.write(PREFIX + message(err) + "\n")
+    stream.write(f"{prog}: error: {message(err)}\n")
     stream.flush()
     return USAGE_STATUS if isinstance(err, ArgumentError) else ERROR_STATUS
 
 
-def run_reporting_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
-    """Call ``fn``; a user error is reported in one message and gives a non-zero status, anything else raises."""
+def run_reporting_errors(fn: Callable[..., Any], *args: Any, prog: str = "affectlab", **kwargs: Any) -> int:
+    """Call ``fn``; a user error is reported in one message and gives a non-zero status, anything else raises.
+
+    Returns the exit status: ``fn``'s own when it returns an integer, 0 when it returns anything else.
+    """
     try:
-        fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except SystemExit as exit_:
         code = exit_.code
         if isinstance(code, str):
@@ -141,5 +121,5 @@ def run_reporting_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> i
         found = user_error(err)
         if found is None or debug():
             raise
-        return report(found)
-    return 0
+        return report(found, prog=prog)
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0

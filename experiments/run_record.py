@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from affectlab.experiments.errors import InvalidValue
+
 _FILE_HEADER = struct.Struct("<4sHB")   # b":W&B", magic 0xBEE1, version
 _RECORD_HEADER = struct.Struct("<IHB")  # checksum, length, type
 _BLOCK = 32768
@@ -26,7 +28,7 @@ def _payloads(path: Path) -> Iterator[bytes]:
     data = Path(path).read_bytes()
     ident, magic, _ = _FILE_HEADER.unpack_from(data, 0) if len(data) >= _FILE_HEADER.size else (b"", 0, 0)
     if ident != b":W&B" or magic != 0xBEE1:
-        raise ValueError(f"{path} is not a W&B run record (no ':W&B' header)")
+        raise InvalidValue(f"{path} is not a W&B run record (no ':W&B' header)")
     pos, pending = _FILE_HEADER.size, b""
     while pos + _RECORD_HEADER.size <= len(data):
         left = _BLOCK - pos % _BLOCK

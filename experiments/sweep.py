@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from affectlab.experiments.errors import UserError
+
 STATE_FILE = "sweep.json"
 # The contract with a trial, passed to its MetricsFile callback on the command line: the callback
 # writes METRICS_FILE into the run folder after every validation and stops when STOP_FILE appears.
@@ -59,7 +61,7 @@ def _engine() -> Any:
     return sweeps
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A sweep file or sweep folder the agent cannot work with; the message says which and why."""
 
 

@@ -17,6 +17,8 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 
+from affectlab.experiments.errors import InvalidValue, UserError
+
 #: Stage names per family; ResNet stages follow torchvision's module names.
 RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 VGG_STAGES = ("block1", "block2", "block3", "block4", "block5")
@@ -24,7 +26,7 @@ SUPPORTED = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg1
              "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(UserError, RuntimeError):
     """Pretrained weights were asked for but are neither cached nor downloadable."""
 
 
@@ -42,7 +44,7 @@ def resolve_weights(name: str, weights: str | None = "DEFAULT") -> torchvision.m
         return enum[str(weights).rsplit(".", 1)[-1]]  # "IMAGENET1K_V1" or "ResNet101_Weights.IMAGENET1K_V1"
     except KeyError:
         names = ", ".join(["DEFAULT", *enum.__members__])
-        raise ValueError(f"unknown weights {weights!r} for {name}; torchvision has: {names}, or none") from None
+        raise InvalidValue(f"unknown weights {weights!r} for {name}; torchvision has: {names}, or none") from None
 
 
 def weights_path(name: str, weights: str | None = "DEFAULT") -> Path:
@@ -68,10 +70,15 @@ def load_weights(name: str, weights: str | None = "DEFAULT") -> torchvision.mode
     return resolved
 
 
+def check_backbone(name: str) -> None:
+    """Refuse a backbone name this project cannot build (``InvalidValue`` listing the supported ones)."""
+    if name not in SUPPORTED:
+        raise InvalidValue(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED)}")
+
+
 def build_torchvision(name: str, pretrained: bool, weights: str | None = "DEFAULT") -> nn.Module:
     """A torchvision classification model, with its ``weights`` when ``pretrained``."""
-    if name not in SUPPORTED:
-        raise ValueError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED)}")
+    check_backbone(name)
     return get_model(name, weights=load_weights(name, weights) if pretrained and weights_name(name, weights) else None)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.modules.backbones import check_backbone
 from affectlab.modules.empty_batch import distributed, zero_loss
 
 TaxonomySpec = dict[str, Any] | str | None
@@ -106,6 +108,12 @@ class EmotionTask(L.LightningModule):
             ``None``: a constant learning rate.
         backbone_lr_mult: the backbone's learning-rate factor (0.1 in the VEA lineage).
     """
+
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse an unknown backbone while the command line is parsed, before anything is built (``experiments/cli.py``)."""
+        if isinstance(args.get("backbone"), str):
+            check_backbone(args["backbone"])
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +38,7 @@ from affectlab.datamodules.vea.layouts import (
     Splits,
     check_order,
 )
+from affectlab.experiments.errors import InvalidValue
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,10 @@ def check_sizes(owner: str, batch_size: int, num_workers: int, image_size: int) 
     """Refuse sizes no run can use, when the DataModule is built (before any data is read)."""
     for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{owner}: --data.{name} must be an integer >= {least}, got {value!r}")
+            raise InvalidValue(f"{owner}: --data.{name} must be an integer >= {least}, got {value!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"{owner}: --data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the backbones divide "
-                         f"the image by 32; a smaller one leaves the last stage less than one pixel), got {image_size!r}")
+        raise InvalidValue(f"{owner}: --data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the backbones divide "
+                           f"the image by 32; a smaller one leaves the last stage less than one pixel), got {image_size!r}")
 
 
 class VEADataModule(SplitLoaders, L.LightningDataModule):
@@ -259,7 +260,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         self.num_workers = num_workers
         self.image_size = image_size
         if eval_resize is not None and eval_resize < image_size:
-            raise ValueError(f"eval_resize {eval_resize} is smaller than the crop image_size {image_size}")
+            raise InvalidValue(f"eval_resize {eval_resize} is smaller than the crop image_size {image_size}")
         self.eval_resize = eval_resize
         self.seed = seed
         self.pin_memory = pin_memory and torch.cuda.is_available()
@@ -310,23 +311,44 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
         return None
 
     # -- finding and reading the release -------------------------------------------------------------
+    @classmethod
+    def check_arguments(cls, args: Mapping[str, Any]) -> None:
+        """Refuse, before anything is built, sizes no run can use and a root holding none of the layouts.
+
+        The CLI calls it on the parsed ``data.init_args`` (``experiments/cli.py``), so a wrong
+        ``--data.root`` fails in the time the parser takes. Cheap on any release: a few ``stat``
+        calls and, for class-folder layouts, one listing of their top folder; never a walk.
+        """
+        if all(k in args for k in ("batch_size", "num_workers", "image_size")):
+            check_sizes(cls.__name__, args["batch_size"], args["num_workers"], args["image_size"])
+        if args.get("root") is not None:
+            cls.locate_layout(Path(str(args["root"])).expanduser())
+
     def find_layout(self) -> Layout:
         """The first declared layout present under ``root``; otherwise one error naming them all."""
-        if not self.root.is_dir():
-            raise LayoutError(self._layout_message(f"the root folder {self.root} does not exist"))
-        for layout in self.layouts:
-            if layout.missing(self.root) is None and (
-                not isinstance(layout, ClassFolders) or layout.matches(self.root, self.taxonomy)
+        return self.locate_layout(self.root)
+
+    @classmethod
+    def locate_layout(cls, root: Path) -> Layout:
+        """The first of ``layouts`` present under ``root``; otherwise one ``LayoutError`` naming them all."""
+        if not root.is_dir():
+            raise LayoutError(cls._layout_message(root, f"the root folder {root} does not exist"))
+        taxonomy = Taxonomy.from_spec(cls.taxonomy_name)
+        for layout in cls.layouts:
+            if layout.missing(root) is None and (
+                not isinstance(layout, ClassFolders) or layout.matches(root, taxonomy)
             ):
                 return layout
-        first = self.layouts[0].missing(self.root) or self.layouts[0].required(self.root)[0]
-        raise LayoutError(self._layout_message(f"first missing path: {first}"))
+        first = cls.layouts[0].missing(root) or cls.layouts[0].required(root)[0]
+        raise LayoutError(cls._layout_message(root, f"first missing path: {first}"))
 
-    def _layout_message(self, detail: str) -> str:
-        expected = "\n".join(f"  - {layout.description}" for layout in self.layouts)
-        return (f"{type(self).__name__}: {self.root} does not look like a {self.benchmark} release; {detail}.\n"
+    @classmethod
+    def _layout_message(cls, root: Path, detail: str) -> str:
+        expected = "\n".join(f"  - {layout.description}" for layout in cls.layouts)
+        taxonomy = Taxonomy.from_spec(cls.taxonomy_name)
+        return (f"{cls.__name__}: {root} does not look like a {cls.benchmark} release; {detail}.\n"
                 f"Expected one of these layouts under --data.root:\n{expected}\n"
-                f"Classes ({self.taxonomy.name}): {', '.join(self.taxonomy.leaves)}")
+                f"Classes ({taxonomy.name}): {', '.join(taxonomy.leaves)}")
 
     def read_splits(self) -> Splits:
         """The splits of the release, from the index cache when the release is unchanged.
@@ -362,7 +384,7 @@ class VEADataModule(SplitLoaders, L.LightningDataModule):
             for split in SPLITS:
                 splits.setdefault(split, [])
             if not splits["train"] and stage in (None, "fit"):
-                raise LayoutError(self._layout_message("the layout was found but lists no training image"))
+                raise LayoutError(self._layout_message(self.root, "the layout was found but lists no training image"))
             self.splits = splits
             counts = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
             log.info("%s at %s: %s", type(self).__name__, self.root, counts)

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.experiments.errors import InvalidValue, MissingPath
 
 Sample = tuple[str, int]
 Splits = dict[str, list[Sample]]
@@ -43,7 +44,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 _COMMON_CASES = IMAGE_EXTENSIONS + tuple(ext.upper() for ext in IMAGE_EXTENSIONS)
 
 
-class LayoutError(FileNotFoundError):
+class LayoutError(MissingPath):
     """The root does not hold any layout the benchmark knows."""
 
 
@@ -100,7 +101,7 @@ def fold_splits(samples: Sequence[Sample], n_folds: int, fold: int, seed: int = 
                 val_fraction: float = 0.1) -> Splits:
     """K-fold cross-validation: fold ``fold`` is the test set, the others train (validation carved from them)."""
     if not 0 <= fold < n_folds:
-        raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
+        raise InvalidValue(f"fold must be in 0..{n_folds - 1}, got {fold}")
     folds = stratified_folds(samples, n_folds, seed)
     train = [s for k, f in enumerate(folds) if k != fold for s in f]
     return carve_val({"train": sorted(train, key=_path), "test": folds[fold]}, val_fraction, seed)
@@ -145,16 +146,16 @@ def resolver(taxonomy: Taxonomy, aliases: Mapping[str, str] | None = None,
             return alias[key]
         if key.lstrip("-").isdigit():
             if by_index is None:
-                raise ValueError(f"integer label {text!r}, but {taxonomy.name!r} here has no official index order: "
-                                 f"write class names {list(taxonomy.leaves)}, or name the order of the indices "
-                                 f"with --data.label_order")
+                raise InvalidValue(f"integer label {text!r}, but {taxonomy.name!r} here has no official index order: "
+                                   f"write class names {list(taxonomy.leaves)}, or name the order of the indices "
+                                   f"with --data.label_order")
             if not 0 <= int(key) < len(by_index):
-                raise ValueError(f"label index {text!r} outside 0..{len(by_index) - 1} of the order "
-                                 f"{list(index_order)}")
+                raise InvalidValue(f"label index {text!r} outside 0..{len(by_index) - 1} of the order "
+                                   f"{list(index_order)}")
             return by_index[int(key)]
-        raise ValueError(f"label {text!r} is not a class of {taxonomy.name!r}: expected one of "
-                         f"{list(taxonomy.leaves)}, an alias {sorted(alias)}"
-                         + (f" or an index 0..{len(by_index) - 1}" if by_index is not None else ""))
+        raise InvalidValue(f"label {text!r} is not a class of {taxonomy.name!r}: expected one of "
+                           f"{list(taxonomy.leaves)}, an alias {sorted(alias)}"
+                           + (f" or an index 0..{len(by_index) - 1}" if by_index is not None else ""))
 
     return resolve
 
@@ -163,7 +164,7 @@ def check_order(order: Sequence[str], taxonomy: Taxonomy) -> tuple[str, ...]:
     """``order`` as a tuple of leaf names, checked to name every leaf exactly once."""
     names = [str(n) for n in order]
     if sorted(n.lower() for n in names) != sorted(n.lower() for n in taxonomy.leaves):
-        raise ValueError(f"label order {names} must name each class of {taxonomy.name!r} once: {list(taxonomy.leaves)}")
+        raise InvalidValue(f"label order {names} must name each class of {taxonomy.name!r} once: {list(taxonomy.leaves)}")
     return tuple(names)
 
 
@@ -267,7 +268,7 @@ class SplitFiles(Layout):
                     rel, label = line.rsplit(maxsplit=1)
                     samples.append((os.path.join(self.prefix, rel.strip()), resolve(label)))
                 except ValueError as err:
-                    raise ValueError(f"{path}:{n}: cannot parse {line!r} as 'relative/path label' ({err})") from None
+                    raise InvalidValue(f"{path}:{n}: cannot parse {line!r} as 'relative/path label' ({err})") from None
             splits[split] = samples
         return carve_val(splits, self.val_fraction, seed)
 
@@ -292,12 +293,13 @@ class ClassFolders(Layout):
         found = {}
         base = self.base(root)
         if base.is_dir():
-            for entry in sorted(os.listdir(base)):
-                if (base / entry).is_dir():
-                    try:
-                        found[entry] = resolve(entry)
-                    except ValueError:
-                        continue
+            with os.scandir(base) as entries:  # the entry type comes with the listing: no stat per image file
+                folders = sorted(entry.name for entry in entries if entry.is_dir())
+            for entry in folders:
+                try:
+                    found[entry] = resolve(entry)
+                except ValueError:
+                    continue
         return found
 
     def required(self, root: Path) -> list[Path]:
@@ -383,11 +385,11 @@ class ClassPathLists(Layout):
                 if not rel:
                     continue
                 if "/" not in rel:
-                    raise ValueError(f"{root / name}:{n}: expected '<class>/<file>', got {line!r}")
+                    raise InvalidValue(f"{root / name}:{n}: expected '<class>/<file>', got {line!r}")
                 try:
                     samples.append((f"{self.prefix}/{rel}", resolve(rel.split("/", 1)[0])))
                 except ValueError as err:
-                    raise ValueError(f"{root / name}:{n}: {err}") from None
+                    raise InvalidValue(f"{root / name}:{n}: {err}") from None
             splits[split] = samples
         return carve_val(splits, self.val_fraction, seed)
 
@@ -444,7 +446,7 @@ class URLLists(Layout):
                         url, label = line.rsplit(maxsplit=1)
                         rows.append((url.strip(), resolve(label)))
                     except ValueError as err:
-                        raise ValueError(f"{root / name}:{n}: cannot parse {line!r} as 'URL LABEL' ({err})") from None
+                        raise InvalidValue(f"{root / name}:{n}: cannot parse {line!r} as 'URL LABEL' ({err})") from None
             out[split] = rows
         return out
 
@@ -509,7 +511,7 @@ class VoteTable(Layout):
             rows = rows[1:]
         names = [c.strip().lower() for c in columns] if columns else (first if has_header else None)
         if names is None:
-            raise ValueError(
+            raise InvalidValue(
                 f"{path} has no header row, and the order of its vote columns is not settled by public sources "
                 f"(image, total, positive, negative or image, total, negative, positive). Name them, e.g. "
                 f"--data.columns '[image, total, positive, negative]', after checking a few rows against the images")
@@ -517,15 +519,15 @@ class VoteTable(Layout):
         pos = next((i for i, c in enumerate(names) if "pos" in c), None)
         neg = next((i for i, c in enumerate(names) if "neg" in c), None)
         if pos is None or neg is None:
-            raise ValueError(f"{path}: columns {names} name no positive and negative vote counts "
-                             f"(cells containing 'pos' and 'neg'); name them with --data.columns")
+            raise InvalidValue(f"{path}: columns {names} name no positive and negative vote counts "
+                               f"(cells containing 'pos' and 'neg'); name them with --data.columns")
         out = []
         for n, row in enumerate(rows, start=2 if has_header else 1):
             try:
                 name = os.path.basename(row[image].strip().replace("\\", "/"))
                 out.append((name, int(float(row[pos])), int(float(row[neg]))))
             except (IndexError, ValueError) as err:
-                raise ValueError(f"{path}:{n}: cannot read {row!r} with columns {names} ({err})") from None
+                raise InvalidValue(f"{path}:{n}: cannot read {row!r} with columns {names} ({err})") from None
         return out
 
     def read(self, root: Path, taxonomy: Taxonomy, seed: int, **protocol: Any) -> Splits:
@@ -559,6 +561,6 @@ class JSONSplits(SplitFiles):
                 try:
                     samples.append((entry[2] if len(entry) >= 4 else entry[1], resolve(str(entry[0]))))
                 except (ValueError, IndexError) as err:
-                    raise ValueError(f"{root / name}: entry {n} {entry!r}: {err}") from None
+                    raise InvalidValue(f"{root / name}: entry {n} {entry!r}: {err}") from None
             splits[split] = samples
         return carve_val(splits, self.val_fraction, seed)

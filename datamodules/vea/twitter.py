@@ -15,6 +15,7 @@ from typing import Any
 from affectlab.datamodules.hierarchy import SENTIMENT
 from affectlab.datamodules.vea.base import VEADataModule
 from affectlab.datamodules.vea.layouts import ClassFolders, SplitFiles, SplitFolders, VoteTable
+from affectlab.experiments.errors import InvalidValue
 
 N_FOLDS = 5
 
@@ -44,9 +45,9 @@ class TwitterI(VEADataModule):
     def __init__(self, root: str = "data/TwitterI", agree: int = 5, fold: int = 0, columns: list[str] | None = None,
                  **kwargs: Any) -> None:
         if agree not in (3, 4, 5):
-            raise ValueError(f"agree must be 5, 4 or 3 (workers out of five), got {agree}")
+            raise InvalidValue(f"agree must be 5, 4 or 3 (workers out of five), got {agree}")
         if not 0 <= fold < N_FOLDS:
-            raise ValueError(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
+            raise InvalidValue(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
         super().__init__(root=root, **kwargs)
         self.agree = agree
         self.fold = fold
@@ -76,7 +77,7 @@ class TwitterII(VEADataModule):
 
     def __init__(self, root: str = "data/TwitterII", fold: int = 0, **kwargs: Any) -> None:
         if not 0 <= fold < N_FOLDS:
-            raise ValueError(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
+            raise InvalidValue(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
         super().__init__(root=root, **kwargs)
         self.fold = fold
 

@@ -29,6 +29,7 @@ from torchmetrics import MeanMetric
 from torchvision.utils import save_image
 
 from affectlab.datamodules.celeba import DEFAULT_ATTRIBUTES
+from affectlab.experiments.errors import InvalidValue, MissingPath
 from affectlab.modules.advae.media import (
     HAIR_GROUP,
     control_floor_hits,
@@ -66,7 +67,7 @@ def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -
     elif kind == "mse":
         per_pixel = 0.5 * (torch.sigmoid(logits) - target).pow(2)
     else:
-        raise ValueError(f"reconstruction must be 'bce' or 'mse', not {kind!r}")
+        raise InvalidValue(f"reconstruction must be 'bce' or 'mse', not {kind!r}")
     return per_pixel.flatten(1).sum(1).mean()
 
 
@@ -151,10 +152,10 @@ class ADVAEStage1(L.LightningModule):
         self.attributes, self.image_size = attributes, image_size
         k = len(attributes)
         if content_from not in ("photo", "drawing"):
-            raise ValueError(f"content_from must be 'photo' or 'drawing', not {content_from!r}")
+            raise InvalidValue(f"content_from must be 'photo' or 'drawing', not {content_from!r}")
         if adv_steps < 1 or probe_every_n_epochs < 0 or adv_memory < 0:
-            raise ValueError(f"adv_steps must be ≥ 1, probe_every_n_epochs and adv_memory ≥ 0, got {adv_steps}, "
-                             f"{probe_every_n_epochs} and {adv_memory}")
+            raise InvalidValue(f"adv_steps must be ≥ 1, probe_every_n_epochs and adv_memory ≥ 0, got {adv_steps}, "
+                               f"{probe_every_n_epochs} and {adv_memory}")
         drawn = content_from == "drawing"
         self.encoder = ConvEncoder(3, image_size, width, 0 if drawn else content_dim, style_dim)
         self.content_encoder = ConvEncoder(1, image_size, width, content_dim, 0) if drawn else None
@@ -465,8 +466,8 @@ class ADVAEStage2(L.LightningModule):
         if any(c in path for c in "*?["):  # a pattern: the newest matching checkpoint
             matches = sorted(glob.glob(path), key=lambda p: Path(p).stat().st_mtime)
             if not matches:
-                raise FileNotFoundError(f"ADVAEStage2: no stage-1 checkpoint matches {path} "
-                                        "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
+                raise MissingPath(f"ADVAEStage2: no stage-1 checkpoint matches {path} "
+                                  "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
             path = matches[-1]
             log.info("ADVAEStage2: stage 1 from %s", path)
         if not Path(path).is_file() and architecture is not None:
@@ -475,13 +476,13 @@ class ADVAEStage2(L.LightningModule):
                           "hparams.stage1 (its weights must come from a stage-2 checkpoint)", stacklevel=3)
             return ADVAEStage1(**{**architecture, "attributes": attributes, "image_size": image_size}), path
         if not Path(path).is_file():
-            raise FileNotFoundError(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
-                                    "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
+            raise MissingPath(f"ADVAEStage2: the stage-1 checkpoint {path} does not exist "
+                              "(model.init_args.stage1_checkpoint; train experiments/advae/celeba_stage1.yaml)")
         stage1 = ADVAEStage1.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         if list(stage1.attributes) != list(attributes) or stage1.image_size != image_size:
-            raise ValueError(f"ADVAEStage2: the stage-1 checkpoint {path} was trained with attributes "
-                             f"{stage1.attributes} at {stage1.image_size} px, but the data gives {attributes} at "
-                             f"{image_size} px")
+            raise InvalidValue(f"ADVAEStage2: the stage-1 checkpoint {path} was trained with attributes "
+                               f"{stage1.attributes} at {stage1.image_size} px, but the data gives {attributes} at "
+                               f"{image_size} px")
         return stage1, path
 
     def train(self, mode: bool = True) -> ADVAEStage2:
@@ -622,7 +623,7 @@ class ADVAEStage2(L.LightningModule):
         requested = batch.get("requested")
         requested = self.default_requests() if requested is None else requested
         if requested.shape[-1] != len(self.attributes):
-            raise ValueError(f"predict: {requested.shape[-1]} requested attributes for a model of {len(self.attributes)}")
+            raise InvalidValue(f"predict: {requested.shape[-1]} requested attributes for a model of {len(self.attributes)}")
         written, columns = [], [drawings.float().expand(-1, 3, -1, -1)]
         for k, vector in enumerate(requested.to(self.device)):
             attributes = vector.expand(n, -1)

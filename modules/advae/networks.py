@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from affectlab.experiments.errors import InvalidValue
+
 
 def _blocks(image_size: int) -> int:
     n = int(math.log2(image_size // 4))
     if 4 * 2**n != image_size:
-        raise ValueError(f"image_size must be 4·2^n (32, 64, 128, ...), got {image_size}")
+        raise InvalidValue(f"image_size must be 4·2^n (32, 64, 128, ...), got {image_size}")
     return n
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from affectlab.experiments.errors import InvalidValue
 from affectlab.modules.small_cnn import SmallCNNClassifier
 
 
@@ -29,7 +30,7 @@ class AvgPoolVGGClassifier(SmallCNNClassifier):
 
     def __init__(self, *args: Any, pooling: str = "avg", **kwargs: Any) -> None:
         if pooling not in ("avg", "max"):
-            raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+            raise InvalidValue(f"pooling must be 'avg' or 'max', got {pooling!r}")
         super().__init__(*args, **kwargs)
         if pooling == "avg":
             features = self.net.features

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import nn
 
 from affectlab.callbacks.publish import publish
+from affectlab.experiments.errors import InvalidValue
 from affectlab.modules.inversion import codes
 from affectlab.modules.inversion.denoise import from_unit, postprocess
 from affectlab.modules.inversion.grids import save_grid
@@ -121,9 +122,9 @@ class InversionModule(LightningModule):
     ) -> None:
         super().__init__()
         if optimizer not in ("sgd", "lbfgs"):
-            raise ValueError(f"optimizer must be 'sgd' or 'lbfgs', got {optimizer!r}")
+            raise InvalidValue(f"optimizer must be 'sgd' or 'lbfgs', got {optimizer!r}")
         if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of images or None, got {chunk_size}")
+            raise InvalidValue(f"chunk_size must be a positive number of images or None, got {chunk_size}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.strict_loading = False     # checkpoints leave out the frozen trunk (on_save_checkpoint)
@@ -169,12 +170,12 @@ class InversionModule(LightningModule):
         content = batch["content"]
         size = self.hparams.image_size
         if content.shape[-2:] != (size, size):
-            raise ValueError(f"the content image is {tuple(content.shape[-2:])}, the optimised images {size}×{size}: "
-                             f"set data.image_size (linked to model.image_size)")
+            raise InvalidValue(f"the content image is {tuple(content.shape[-2:])}, the optimised images {size}×{size}: "
+                               f"set data.image_size (linked to model.image_size)")
         content = from_unit(content[:1])
         style = from_unit(batch["style"][:1]) if batch.get("style") is not None else None
         if self.style_layers() and style is None:
-            raise ValueError(f"{type(self).__name__} needs a style image: set data.style")
+            raise InvalidValue(f"{type(self).__name__} needs a style image: set data.style")
         with torch.no_grad():
             content_codes = {k: v[0] for k, v in self.trunk(content, self.content_layers()).items()} \
                 if self.content_layers() else {}
@@ -469,7 +470,7 @@ class StyleTransfer(InversionModule):
                  weight_decay: float = 5e-3, **kwargs: Any) -> None:
         unknown = [m for m in methods if m not in STYLE_METHODS]
         if unknown or not methods or len(set(methods)) != len(methods):
-            raise ValueError(f"methods must be distinct names among {list(STYLE_METHODS)}, got {list(methods)}")
+            raise InvalidValue(f"methods must be distinct names among {list(STYLE_METHODS)}, got {list(methods)}")
         self.content_layer, self.style_layer_names = content_layer, list(style_layers)
         self.content_weight, self.style_weight, self.methods = content_weight, style_weight, list(methods)
         self._statistics: dict[str, dict[str, torch.Tensor]] = {}

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from affectlab.experiments.errors import InvalidValue, MissingPath
+
 #: (mean, std) per input channel, 0–1 scale.
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -39,8 +41,8 @@ def is_checkpoint(network: str) -> bool:
 
 def _import(class_path: str | None, package: str, path: Path, what: str) -> Any:
     if not class_path or not class_path.startswith(package + "."):
-        raise ValueError(f"{path} does not name an affectlab {what} class (found {class_path!r}; a checkpoint "
-                         f"written by `affectlab fit` records one under {package}.)")
+        raise InvalidValue(f"{path} does not name an affectlab {what} class (found {class_path!r}; a checkpoint "
+                           f"written by `affectlab fit` records one under {package}.)")
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -97,8 +99,8 @@ def load_trained_trunk(path: str | Path, weights: bool = True) -> tuple[nn.Seque
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: pass a .ckpt written by `affectlab fit` "
-                                f"(runs/<experiment>/<run>/checkpoints/best-*.ckpt or last.ckpt)")
+        raise MissingPath(f"no checkpoint at {path}: pass a .ckpt written by `affectlab fit` "
+                          f"(runs/<experiment>/<run>/checkpoints/best-*.ckpt or last.ckpt)")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     hparams = checkpoint.get("hyper_parameters", {})
     cls = _import(hparams.get("_class_path"), "affectlab.modules", path, "model")
@@ -119,9 +121,9 @@ def load_trained_trunk(path: str | Path, weights: bool = True) -> tuple[nn.Seque
         data_class = _import(data, "affectlab.datamodules", path, "data")
         normalization = getattr(data_class, "input_normalization", None)
         if normalization is None:
-            raise ValueError(f"{data_class.__name__} (the data of {path}) declares no input_normalization, "
-                             f"so the image cannot be fed as the network was trained")
+            raise InvalidValue(f"{data_class.__name__} (the data of {path}) declares no input_normalization, "
+                               f"so the image cannot be fed as the network was trained")
     if len(normalization[0]) != channels:
-        raise ValueError(f"{path}: the network takes {channels} input channels, its data's normalisation "
-                         f"{normalization} has {len(normalization[0])}")
+        raise InvalidValue(f"{path}: the network takes {channels} input channels, its data's normalisation "
+                           f"{normalization} has {len(normalization[0])}")
     return trunk, normalization

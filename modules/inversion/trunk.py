@@ -32,6 +32,7 @@ from torch import nn
 from torchvision.models import get_model
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+from affectlab.experiments.errors import InvalidValue
 from affectlab.modules.backbones import load_weights
 from affectlab.modules.inversion.trained import is_checkpoint, load_trained_trunk
 
@@ -63,7 +64,7 @@ class CaffeToTorchvision(nn.Module):
     def __init__(self, mean: Sequence[float] = TORCHVISION_MEAN, std: Sequence[float] = TORCHVISION_STD) -> None:
         super().__init__()
         if len(mean) not in (1, 3) or len(std) != len(mean):
-            raise ValueError(f"mean and std need 1 (grey) or 3 (RGB) channels, got {mean} and {std}")
+            raise InvalidValue(f"mean and std need 1 (grey) or 3 (RGB) channels, got {mean} and {std}")
         self.grey = len(mean) == 1
         caffe = torch.tensor(CAFFE_MEAN).view(1, 3, 1, 1)
         if self.grey:
@@ -96,7 +97,7 @@ def vgg_layers(features: nn.Sequential, pooling: str = "avg") -> OrderedDict[str
     ReLUs are made out-of-place so a captured ``convX_Y`` output is not overwritten by its ReLU.
     """
     if pooling not in ("avg", "max"):
-        raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+        raise InvalidValue(f"pooling must be 'avg' or 'max', got {pooling!r}")
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     block, index = 1, 1
     for module in features:
@@ -149,7 +150,7 @@ def random_vgg_features(network: str) -> nn.Sequential:
     configs = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
     base = network.removesuffix("_bn")
     if base not in configs:
-        raise ValueError(f"unknown VGG {network!r}; known: {', '.join(configs)} (and their _bn variants)")
+        raise InvalidValue(f"unknown VGG {network!r}; known: {', '.join(configs)} (and their _bn variants)")
     return _vgg_init(make_layers(cfgs[configs[base]], batch_norm=network.endswith("_bn")))
 
 
@@ -189,7 +190,7 @@ class FeatureTrunk(nn.Module):
                 self.model = trunk
         elif network == "tiny_vgg":
             if pretrained:
-                raise ValueError("tiny_vgg has no pretrained weights; pass pretrained=False")
+                raise InvalidValue("tiny_vgg has no pretrained weights; pass pretrained=False")
             self.sequential = nn.Sequential(vgg_layers(tiny_vgg(), pooling))
         elif network.startswith("vgg") and not pretrained:
             self.sequential = nn.Sequential(vgg_layers(random_vgg_features(network), pooling))
@@ -222,8 +223,8 @@ class FeatureTrunk(nn.Module):
         unknown = [layer for layer in layers if self._nodes(layer) == []]
         if unknown:
             names = self.layer_names
-            raise ValueError(f"unknown layer(s) {unknown} for {self.network}; valid names include "
-                             f"{', '.join(names[:12])}{' …' if len(names) > 12 else ''} (all: {len(names)})")
+            raise InvalidValue(f"unknown layer(s) {unknown} for {self.network}; valid names include "
+                               f"{', '.join(names[:12])}{' …' if len(names) > 12 else ''} (all: {len(names)})")
 
     def _nodes(self, layer: str) -> list[int]:
         """Positions of the nodes that ``layer`` names: itself, or every node inside a module of that name."""

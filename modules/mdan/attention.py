@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from affectlab.experiments.errors import InvalidValue
+
 
 class MultiHeadCrossChannelAttention(nn.Module):
     """Channel attention across semantic levels, applied residually (docs/mdan.md, MCCA).
@@ -41,7 +43,7 @@ class MultiHeadCrossChannelAttention(nn.Module):
         super().__init__()
         source_channels = source_channels or channels
         if channels % heads or source_channels % heads:
-            raise ValueError(f"heads={heads} must divide the channel counts {channels} and {source_channels}")
+            raise InvalidValue(f"heads={heads} must divide the channel counts {channels} and {source_channels}")
         self.heads = heads
         self.key_value = nn.Conv2d(source_channels, 2 * channels, 1, groups=heads, bias=False)
         self.scale = nn.Parameter(torch.zeros(1))  # residual scale, 0 at start (docs/mdan.md)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from affectlab.experiments.errors import InvalidValue
 from affectlab.modules.backbones import weights_name
 from affectlab.modules.emotion import EmotionTask, TaxonomySpec
 from affectlab.modules.mdan.network import HIERARCHY_MODES, MDANNetwork, mask_by_hierarchy
@@ -83,10 +84,10 @@ class MDAN(EmotionTask):
     ) -> None:
         super().__init__(taxonomy, **kwargs)
         if hierarchy_mode not in HIERARCHY_MODES:
-            raise ValueError(f"hierarchy_mode must be one of {HIERARCHY_MODES}, got {hierarchy_mode!r}")
+            raise InvalidValue(f"hierarchy_mode must be one of {HIERARCHY_MODES}, got {hierarchy_mode!r}")
         levels = self.taxonomy.num_levels
         if level_weights is not None and len(level_weights) != levels:
-            raise ValueError(f"level_weights has {len(level_weights)} entries for {levels} levels")
+            raise InvalidValue(f"level_weights has {len(level_weights)} entries for {levels} levels")
         self.level_weights = list(level_weights) if level_weights is not None else [1.0] * levels
         # The weights actually used, by name (DEFAULT moves between torchvision releases).
         self.hparams["weights"] = weights_name(backbone, weights) if pretrained else None

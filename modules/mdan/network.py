@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from affectlab.datamodules.hierarchy import Taxonomy
+from affectlab.experiments.errors import InvalidValue
 from affectlab.modules.backbones import Backbone
 from affectlab.modules.emotion import probabilities_from_leaves
 from affectlab.modules.mdan.attention import LevelDependentCAM, MultiHeadCrossChannelAttention, display_map
@@ -39,17 +40,17 @@ class AffectiveSemanticMapping:
         stage_names = tuple(stage_names)
         if stages is None:
             if num_levels > len(stage_names):
-                raise ValueError(f"{num_levels} affective levels but only {len(stage_names)} backbone stages")
+                raise InvalidValue(f"{num_levels} affective levels but only {len(stage_names)} backbone stages")
             stages = stage_names[-num_levels:]
         stages = tuple(stages)
         if len(stages) != num_levels:
-            raise ValueError(f"stage_mapping {list(stages)} names {len(stages)} stages for {num_levels} levels")
+            raise InvalidValue(f"stage_mapping {list(stages)} names {len(stages)} stages for {num_levels} levels")
         unknown = [s for s in stages if s not in stage_names]
         if unknown:
-            raise ValueError(f"unknown stages {unknown}; the backbone has {list(stage_names)}")
+            raise InvalidValue(f"unknown stages {unknown}; the backbone has {list(stage_names)}")
         depth = [stage_names.index(s) for s in stages]
         if depth != sorted(set(depth)):
-            raise ValueError(f"stage_mapping {list(stages)} must go strictly deeper from coarse to fine levels")
+            raise InvalidValue(f"stage_mapping {list(stages)} must go strictly deeper from coarse to fine levels")
         self.stage_names = stage_names
         self.stages = stages
 
@@ -120,7 +121,7 @@ class MDANNetwork(nn.Module):
                  weights: str | None = "DEFAULT", in_channels: int = 3) -> None:
         super().__init__()
         if not (global_branch or local_branch):
-            raise ValueError("MDAN needs at least one of global_branch and local_branch")
+            raise InvalidValue("MDAN needs at least one of global_branch and local_branch")
         self.taxonomy = taxonomy
         self.backbone = Backbone(backbone, pretrained, weights, in_channels)
         self.mapping = AffectiveSemanticMapping(self.backbone.stage_names, taxonomy.num_levels, stage_mapping)

@@ -101,5 +101,7 @@ def test_other_settings_into_the_same_copy_are_refused_and_the_cli_runs(release,
         shrink_release(release, copy, short_side=200, progress=False)
     with pytest.raises(ValueError, match="another folder"):
         shrink_release(release, release, short_side=100, progress=False)
-    with pytest.raises(SystemExit):
-        data_main(["shrink", str(tmp_path / "nowhere"), str(copy)])
+    capsys.readouterr()
+    assert data_main(["shrink", str(tmp_path / "nowhere"), str(copy)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"affectlab-data: error: the release folder {tmp_path / 'nowhere'} does not exist"]

@@ -278,7 +278,8 @@ def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_pat
     """The disentanglement claim, with its control: λ_adv = 0 (a conditional VAE) against the default.
 
     The setting of ``benchmarks/advae_disentangle.py`` (seed 0): 512 faces with correlated training
-    attributes, 240 steps at 32 px. Measured there: probe gap 0.20 at λ_adv = 0, 0.08 with the adversary.
+    attributes, 240 steps at 32 px. Measured there (3 seeds): probe gap 0.22 at λ_adv = 0, 0.08 with the
+    adversary on each batch alone, −0.005 with it reading the 8 recent batches too.
     """
     dm = CelebA(**{**write_sample(CelebA, tmp_path / "faces", counts=(512, 128, 8), correlated=True),
                    "batch_size": 32, "cache_drawings": True})
@@ -286,11 +287,11 @@ def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_pat
     for lam in (0.0, 1000.0):
         L.seed_everything(0)
         model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100, adv_warmup_steps=100,
-                            lambda_adv=lam, adv_steps=10 if lam else 1, content_from="photo",
+                            lambda_adv=lam, adv_steps=10 if lam else 1, adv_memory=8, content_from="photo",
                             probe_every_n_epochs=0, **SMALL)
         trainer(tmp_path / f"l{lam:g}", max_steps=240, limit_val_batches=0).fit(model, dm)
         dm.setup("fit")
         gaps[lam] = model.probe(dm._loader("train"), dm._loader("val")).gap.mean().item()
     print("probe gap by λ_adv:", gaps)
     assert gaps[0.0] > 0.15, "the control must carry the attributes for the test to mean anything"
-    assert gaps[1000.0] < gaps[0.0] - 0.07
+    assert gaps[1000.0] < 0.06 and gaps[1000.0] < gaps[0.0] - 0.12

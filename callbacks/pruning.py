@@ -149,15 +149,17 @@ class GradualGlobalPruning(Callback):
     """Gradually global neuron pruning under a performance bound (docs/pruning.md).
 
     Args:
-        criterion: neuron importance (docs/pruning.md, "Importance"): ``weight_out`` (L1 norm of the
-            outgoing weights, default), ``std`` (standard deviation of the post-ReLU response),
-            ``taylor`` (first-order Taylor ``|mean(activation × gradient)|``), ``fisher`` (the
-            second-order loss-rise estimate ``½ mean_n (Σ activation × gradient_n)²``), ``activation`` (mean
+        criterion: neuron importance (docs/pruning.md, "Importance"): ``fisher`` (default: the
+            second-order loss-rise estimate ``½ mean_n (Σ activation × gradient_n)²``, one backward
+            pass per calibration batch), ``weight_out`` (L1 norm of the outgoing weights), ``std``
+            (standard deviation of the post-ReLU response), ``taylor`` (first-order Taylor
+            ``|mean(activation × gradient)|``), ``activation`` (mean
             post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
             the pre-activation's standard deviation where no batch norm follows) or ``l1`` (L1 norm of
             the incoming weights).
-        normalization: making layers comparable — divide by the layer's ``mean`` (default), ``l2``
-            norm or ``max``; ``none``; ``flops`` (raw score per FLOP a neuron costs) or
+        normalization: making layers comparable — divide by the layer's ``mean``, ``l2`` norm or
+            ``max``; ``none`` (default: Fisher scores are loss rises, comparable as they are);
+            ``flops`` (raw score per FLOP a neuron costs) or
             ``mean_flops`` (mean-normalised score per FLOP).
         mode: ``global`` (one ranking), ``layerwise`` (the same share of every layer),
             ``global_unnormalised`` (one ranking of raw scores) or ``one_shot`` (everything at the
@@ -193,8 +195,8 @@ class GradualGlobalPruning(Callback):
 
     def __init__(
         self,
-        criterion: str = "weight_out",
-        normalization: str = "mean",
+        criterion: str = "fisher",
+        normalization: str = "none",
         mode: str = "global",
         step_ratio: float = 0.1,
         step_unit: str = "flops",

@@ -35,13 +35,19 @@ def test_split_is_seeded_and_disjoint(tmp_path):
     assert not set(a.datasets["val"].indices.tolist()) & set(a.datasets["train"].indices.tolist())
 
 
-def test_debian_package_layout_is_decompressed_into_the_cache(tmp_path, monkeypatch):
+def gzipped_sample(tmp_path, folder: str):
+    """A sample's four IDX files gzipped into ``tmp_path / folder``, as the Debian package ships them."""
     write_sample(FashionMNIST, tmp_path / "src", train=20, test=10)
-    debian = tmp_path / "usr_share"
-    debian.mkdir()
+    target = tmp_path / folder
+    target.mkdir()
     for name in FILES:
-        with open(tmp_path / "src/FashionMNIST/raw" / name, "rb") as fin, gzip.open(debian / f"{name}.gz", "wb") as fout:
+        with open(tmp_path / "src/FashionMNIST/raw" / name, "rb") as fin, gzip.open(target / f"{name}.gz", "wb") as fout:
             shutil.copyfileobj(fin, fout)
+    return target
+
+
+def test_debian_package_layout_is_decompressed_into_the_cache(tmp_path, monkeypatch):
+    debian = gzipped_sample(tmp_path, "usr_share")
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", debian)
     data = FashionMNIST(str(tmp_path / "empty"), val_size=5, cache_dir=str(tmp_path / "cache"), num_workers=0)
     data.setup()
@@ -60,12 +66,7 @@ def test_missing_data_names_both_layouts(tmp_path, monkeypatch):
 def test_runs_started_together_decompress_into_one_cache(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    write_sample(FashionMNIST, tmp_path / "src", train=20, test=10)
-    source = tmp_path / "gz"
-    source.mkdir()
-    for name in FILES:
-        with open(tmp_path / "src/FashionMNIST/raw" / name, "rb") as fin, gzip.open(source / f"{name}.gz", "wb") as fout:
-            shutil.copyfileobj(fin, fout)
+    source = gzipped_sample(tmp_path, "gz")
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(lambda _: fashion_mnist.locate(source, tmp_path / "cache"), range(4)))
     assert found == [tmp_path / "cache"] * 4

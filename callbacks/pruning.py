@@ -36,6 +36,7 @@ from affectlab.callbacks.pruning_importance import (
     DATA_CRITERIA,
     GRADIENT_CRITERIA,
     MODES,
+    NORMALIZATIONS,
     STEP_UNITS,
     criterion_scores,
     l1_scores,
@@ -237,7 +238,8 @@ class GradualGlobalPruning(Callback):
             raise InvalidValue("warmup_epochs=0 prunes before any validation: give baseline= or set max_drop=None")
         self.criterion = criterion
         self.normalization = "none" if mode == "global_unnormalised" else normalization
-        normalise([], self.normalization)  # validates the name
+        if self.normalization not in NORMALIZATIONS:
+            raise InvalidValue(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         self.mode = mode
         self.step_ratio = step_ratio
         self.step_unit = step_unit

@@ -17,6 +17,7 @@ from affectlab.callbacks import pruning_graph as g
 from affectlab.callbacks.pruning import GradualGlobalPruning
 from affectlab.callbacks.pruning_importance import (
     CRITERIA,
+    NORMALIZATIONS,
     activation_scores,
     criterion_scores,
     layerwise_keys,
@@ -308,6 +309,10 @@ def test_ddp_ranks_prune_the_same_neurons(fashion_sample, tmp_path):
 
 def test_comparison_modes_are_configured_by_mode():
     assert GradualGlobalPruning(mode="global_unnormalised").normalization == "none"
+    for how in NORMALIZATIONS:  # the FLOPs-aware ones too: their costs come from the network later
+        assert GradualGlobalPruning(normalization=how).normalization == how
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        GradualGlobalPruning(normalization="z-score")
     assert GradualGlobalPruning(mode="layerwise").normalization == GradualGlobalPruning().normalization
     with pytest.raises(ValueError, match="baseline"):
         GradualGlobalPruning(warmup_epochs=0)

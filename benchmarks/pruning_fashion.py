@@ -109,11 +109,21 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
     model = _model(data, args.finetune_lr, 0)
     model.load_state_dict(saved["state_dict"])
     base_flops, base_params = count_flops(model, EXAMPLE), count_params(model)
+    # target 0: no FLOPs target, the stop rule ends pruning (--max-drop standard errors below the
+    # unpruned network's accuracy on the same validation images).
+    stop_rule = not target
+    baseline = saved["val_acc"]
+    if stop_rule:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            baseline = _trainer(args, out / "baseline", 1, [], limit_val_batches=args.val_batches).validate(
+                model, data, verbose=False)[0]["val/acc"]
     pruning = GradualGlobalPruning(criterion=args.criterion, normalization=args.normalization,
                                    mode="global" if mode == "finetuned" else mode,
                                    step_ratio=args.step_ratio, step_unit="flops", min_channels=2,
-                                   warmup_epochs=0, baseline=saved["val_acc"], finetune_epochs=1,
-                                   finetune_lr=args.finetune_lr, max_drop=None, target_flops_ratio=target,
+                                   warmup_epochs=0, baseline=baseline, finetune_epochs=1,
+                                   finetune_lr=args.finetune_lr, max_drop=args.max_drop if stop_rule else None,
+                                   max_drop_unit="se", target_flops_ratio=target or None,
                                    calibration_batches=args.calibration_batches, export=False)
     start = time.process_time()
     # ``unpruned``-with-fine-tuning is the control: the same fine-tuning epochs without pruning.
@@ -144,6 +154,7 @@ def report(args: argparse.Namespace) -> str:
     control = frame[frame["mode"] == "finetuned"]
     pruned = frame[~frame["mode"].isin(["unpruned", "finetuned"])].copy()
     pruned["mode"] = pruned["mode"] + " (" + pruned["criterion"] + ", " + pruned["normalization"] + ")"
+    pruned.loc[pruned["target"] == 0, "mode"] += ", stop rule"
     stats = pruned.groupby(["target", "mode"]).agg(
         test=("test_acc", "mean"), std=("test_acc", "std"), flops=("flops_ratio", "mean"),
         params=("params_ratio", "mean"), n=("seed", "nunique")).reset_index()
@@ -155,7 +166,8 @@ def report(args: argparse.Namespace) -> str:
         lines.append(f"| unpruned, same fine-tuning (control) | 1.00 | {control.test_acc.mean():.4f} ± "
                      f"{control.test_acc.std():.4f} | 1.000 | 1.000 | {control.seed.nunique()} |")
     for r in stats.sort_values(["target", "mode"], ascending=[False, True]).itertuples():
-        lines.append(f"| {r.mode} | {r.target:.2f} | {r.test:.4f} ± {r.std:.4f} | {r.flops:.3f} | "
+        target = "— (stop rule)" if r.target == 0 else f"{r.target:.2f}"
+        lines.append(f"| {r.mode} | {target} | {r.test:.4f} ± {r.std:.4f} | {r.flops:.3f} | "
                      f"{r.params:.3f} | {r.n} |")
     import matplotlib
 
@@ -197,7 +209,10 @@ def main() -> None:
     parser.add_argument("--lr-step", type=int, default=1, help="training epochs between ×0.1 decays")
     parser.add_argument("--modes", nargs="+", default=["global", "layerwise", "one_shot"],
                         help="also 'finetuned': the control, the same fine-tuning without pruning (--targets 1)")
-    parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.3, 0.75])
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.3, 0.75],
+                        help="FLOPs ratios; 0: no target, prune until the stop rule (--max-drop) ends it")
+    parser.add_argument("--max-drop", type=float, default=2.0,
+                        help="with target 0: the accepted fall of val/acc, in standard errors")
     parser.add_argument("--criterion", default=None, help="default: the callback's")
     parser.add_argument("--normalization", default=None, help="default: the callback's")
     parser.add_argument("--step-ratio", type=float, default=0.2, help="share of the remaining FLOPs per step")

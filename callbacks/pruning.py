@@ -158,9 +158,9 @@ class GradualGlobalPruning(Callback):
             post-ReLU response), ``bn_scale`` (batch-norm ``|γ|``;
             the pre-activation's standard deviation where no batch norm follows) or ``l1`` (L1 norm of
             the incoming weights).
-        normalization: making layers comparable — divide by the layer's ``mean``, ``l2`` norm or
-            ``max``; ``none`` (default: Fisher scores are loss rises, comparable as they are);
-            ``flops`` (raw score per FLOP a neuron costs) or
+        normalization: making layers comparable — ``flops`` (default: raw score per FLOP a neuron
+            costs, so a FLOPs budget is spent where it loses least), divide by the layer's
+            ``mean``, ``l2`` norm or ``max``; ``none`` (raw; Fisher scores are loss rises); or
             ``mean_flops`` (mean-normalised score per FLOP).
         mode: ``global`` (one ranking), ``layerwise`` (the same share of every layer),
             ``global_unnormalised`` (one ranking of raw scores) or ``one_shot`` (everything at the
@@ -197,7 +197,7 @@ class GradualGlobalPruning(Callback):
     def __init__(
         self,
         criterion: str = "fisher",
-        normalization: str = "none",
+        normalization: str = "flops",
         mode: str = "global",
         step_ratio: float = 0.1,
         step_unit: str = "flops",

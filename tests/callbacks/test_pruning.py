@@ -402,6 +402,19 @@ def test_fisher_is_half_the_mean_squared_per_image_loss_change():
     assert stats["fisher"][2][5] == 0  # the dead unit
 
 
+def test_a_flops_budget_ranked_per_flop_leaves_cheap_layers_standing():
+    """The default normalisation: raw loss-rise scores spend a FLOPs budget on a cheap wide layer
+    (each of its neurons costs little loss and little FLOPs) until it is empty; per FLOP they do not."""
+    scores = [torch.linspace(1.0, 2.0, 16), torch.full((64,), 0.05)]   # expensive layer, cheap wide layer
+    costs = [1000.0, 10.0]
+    budget = 0.2 * (16 * 1000 + 64 * 10)
+    raw = select_flops(normalise(scores, "none", costs), costs, budget, min_channels=2)
+    per_flop = select_flops(normalise(scores, "flops", costs), costs, budget, min_channels=2)
+    assert len(raw[1]) == 62            # emptied down to min_channels ...
+    assert len(per_flop[1]) == 0 and len(per_flop[0]) == 4  # ... or untouched, the budget bought elsewhere
+    assert GradualGlobalPruning().normalization == "flops" and GradualGlobalPruning().criterion == "fisher"
+
+
 def test_every_criterion_and_normalisation_scores_every_neuron():
     net, groups = _planted()
     stats = response_scores(net, groups, [X], net, taylor=True, loss=lambda out, i: out.logsumexp(1).mean())

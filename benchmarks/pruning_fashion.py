@@ -19,6 +19,7 @@ Reads Fashion-MNIST from the Debian package (``/usr/share/datasets/fashion-mnist
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import logging
@@ -116,8 +117,9 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
     if stop_rule:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # on a copy: validation leaves the metrics' states as inference tensors fit cannot update
             baseline = _trainer(args, out / "baseline", 1, [], limit_val_batches=args.val_batches).validate(
-                model, data, verbose=False)[0]["val/acc"]
+                copy.deepcopy(model), data, verbose=False)[0]["val/acc"]
     pruning = GradualGlobalPruning(criterion=args.criterion, normalization=args.normalization,
                                    mode="global" if mode == "finetuned" else mode,
                                    step_ratio=args.step_ratio, step_unit="flops", min_channels=2,

@@ -52,6 +52,10 @@ def one_thread_module():
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that imports this checkout (not another install)."""
     env = dict(os.environ)
+    # A W&B run earlier in this test process leaves WANDB_SERVICE pointing at its own wandb-core: a
+    # child would log through it and exit before it has written the child's record. Each child
+    # starts its own service, as a user's run does.
+    env.pop("WANDB_SERVICE", None)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("WANDB_MODE", "offline")
     env.update(extra)

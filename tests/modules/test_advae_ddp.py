@@ -15,7 +15,7 @@ from conftest import REPO, run_cli
 
 @pytest.mark.slow
 def test_adversary_steps_keep_every_rank_in_step_under_ddp(tmp_path):
-    overrides = write_sample("celeba", tmp_path / "celeba", counts=(32, 8, 4))
+    overrides = write_sample("CelebA", tmp_path / "celeba", counts=(32, 8, 4))
     probe = tmp_path / "probe"
     script = shutil.which("affectlab", path=str(Path(sys.executable).parent))
     assert script, "the affectlab console script is not installed"

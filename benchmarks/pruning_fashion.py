@@ -123,7 +123,7 @@ def prune(args: argparse.Namespace, seed: int, mode: str, target: float) -> None
     pruning = GradualGlobalPruning(criterion=args.criterion, normalization=args.normalization,
                                    mode="global" if mode == "finetuned" else mode,
                                    step_ratio=args.step_ratio, step_unit="flops", min_channels=2,
-                                   warmup_epochs=0, baseline=baseline, finetune_epochs=1,
+                                   warmup_epochs=0, baseline=baseline, finetune_epochs=args.epochs_per_step,
                                    finetune_lr=args.finetune_lr, max_drop=args.max_drop if stop_rule else None,
                                    max_drop_unit="se", target_flops_ratio=target or None,
                                    calibration_batches=args.calibration_batches, export=False)
@@ -221,6 +221,7 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=6)
     parser.add_argument("--finetune-batches", type=int, default=5)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
+    parser.add_argument("--epochs-per-step", type=int, default=1, help="fine-tuning epochs between two steps")
     parser.add_argument("--val-batches", type=int, default=4)
     parser.add_argument("--calibration-batches", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)

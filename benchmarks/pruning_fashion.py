@@ -4,10 +4,12 @@ docs/pruning.md ("The claim, measured"). Per seed the 5-conv network of
 ``experiments/pruning/fashion_vgg.yaml`` is trained once (``--phase train``: ``<out>/seed<s>.pt``);
 every mode × FLOPs ratio then starts from that checkpoint (``--phase prune``) and gets the same
 fine-tuning: ``--finetune-epochs`` epochs of ``--finetune-batches`` batches at ``--finetune-lr``.
-``global`` and ``layerwise`` remove ``--step-ratio`` of the remaining FLOPs per step with one
-fine-tuning epoch between steps until the target ratio; ``one_shot`` removes everything in the
-first step; all of them fine-tune the rest of the epochs. Test accuracy on the official 10,000
-test images. One CSV row per run (``--csv``); runs already in it are skipped, so seeds can be added.
+``global`` and ``layerwise`` remove ``--step-ratio`` of the remaining FLOPs per step with
+``--epochs-per-step`` fine-tuning epochs between steps until the target ratio; ``one_shot`` removes
+everything in the first step; all of them fine-tune the rest of the epochs. Target 0 means no
+target: the stop rule (``--max-drop`` standard errors of val/acc, with back-off) ends pruning.
+Test accuracy on the official 10,000 test images. One CSV row per run (``--csv``); runs already in
+it are skipped, so seeds can be added. The settings of benchmarks/RESULTS.md are given there.
 
     OMP_NUM_THREADS=1 python benchmarks/pruning_fashion.py --phase train --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/pruning_fashion.py --phase prune --seeds 0 1 2

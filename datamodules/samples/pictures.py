@@ -70,6 +70,17 @@ def photo(width: int, height: int, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(canvas)
 
 
+def write_class_photos(root: Path, sizes: dict[str, tuple[int, int]], rng: np.random.Generator,
+                       quality: int = 90) -> None:
+    """FI's class-folder layout with camera-like photos: ``root/emotion_dataset/<class>/<class>_<name>.jpg``
+    for every Mikels class and every ``name: (width, height)`` of ``sizes``."""
+    for label in MIKELS:
+        folder = root / "emotion_dataset" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, (width, height) in sizes.items():
+            photo(width, height, rng).save(folder / f"{label}_{name}.jpg", quality=quality)
+
+
 def write_bad_files(folder: Path, rng: np.random.Generator) -> list[str]:
     """Write the kinds of bad file real releases contain into ``folder``; returns their names."""
     folder.mkdir(parents=True, exist_ok=True)

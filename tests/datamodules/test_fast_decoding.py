@@ -9,7 +9,7 @@ from affectlab.callbacks.media import denormalize
 from affectlab.datamodules.crops import IMAGENET_MEAN, IMAGENET_STD, DecodeCrop, normalize_images, unit_rgb
 from affectlab.datamodules.hierarchy import MIKELS
 from affectlab.datamodules.images import decode_rgb
-from affectlab.datamodules.samples.pictures import photo, write_bad_files
+from affectlab.datamodules.samples.pictures import write_bad_files, write_class_photos
 from affectlab.datamodules.vea.base import ImageListDataset, eval_transform, train_transform
 from affectlab.datamodules.vea.fi import FI
 from affectlab.modules.classifier import EmotionClassifier as Classifier
@@ -28,11 +28,7 @@ def release(tmp_path_factory):
     """FI's layout with camera-sized photos (two per class, 640×480 and 480×640), plus the bad files."""
     root = tmp_path_factory.mktemp("fi_photos")
     rng = np.random.default_rng(0)
-    for name in MIKELS:
-        folder = root / "emotion_dataset" / name
-        folder.mkdir(parents=True)
-        photo(640, 480, rng).save(folder / f"{name}_0.jpg", quality=90)
-        photo(480, 640, rng).save(folder / f"{name}_1.jpg", quality=90)
+    write_class_photos(root, {"0": (640, 480), "1": (480, 640)}, rng)
     write_bad_files(root / "emotion_dataset" / MIKELS[1], rng)
     return root
 

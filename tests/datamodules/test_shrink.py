@@ -8,7 +8,7 @@ from PIL import Image
 
 from affectlab.datamodules.hierarchy import MIKELS
 from affectlab.datamodules.images import load_rgb
-from affectlab.datamodules.samples.pictures import photo, write_bad_files
+from affectlab.datamodules.samples.pictures import photo, write_bad_files, write_class_photos
 from affectlab.datamodules.shrink import PART, SETTINGS_FILE, shrink_release
 from affectlab.datamodules.stats import main as data_main
 from affectlab.datamodules.stats import stats_rows
@@ -20,11 +20,7 @@ def release(tmp_path):
     """FI's layout: large and small photos, a PNG named .jpg, the usual bad files and a list file."""
     root = tmp_path / "FI"
     rng = np.random.default_rng(0)
-    for name in MIKELS:
-        folder = root / "emotion_dataset" / name
-        folder.mkdir(parents=True)
-        photo(400, 300, rng).save(folder / f"{name}_big.jpg", quality=90)
-        photo(90, 120, rng).save(folder / f"{name}_small.jpg", quality=90)
+    write_class_photos(root, {"big": (400, 300), "small": (90, 120)}, rng)
     photo(320, 200, rng).save(root / "emotion_dataset" / MIKELS[0] / "png_named.jpg", format="PNG")
     write_bad_files(root / "emotion_dataset" / MIKELS[2], rng)
     (root / "notes.txt").write_text("emotion_dataset/amusement/amusement_big.jpg 0\n")

@@ -118,7 +118,9 @@ class DecodeCrop:
         if self.train:  # the reference's very operations: integer box, then torch's antialiased resize
             left, top, right, bottom = (int(c) for c in boxes[0])
             if decoded.tensor is not None:
-                region = decoded.tensor[:, top:bottom, left:right]
+                # A box of the decoded H×W×3 memory, copied to its own H×W×3 block: torch's antialiased
+                # uint8 resize takes its fast path only on memory of that shape (the same result).
+                region = decoded.tensor[:, top:bottom, left:right].permute(1, 2, 0).contiguous().permute(2, 0, 1)
             else:
                 region = _chw_view(decoded.image.crop((left, top, right, bottom)))  # copies only the box
             crop = self._flip(TF.resize(region, [self.size, self.size], antialias=True))

@@ -243,7 +243,7 @@ def done(path: Path) -> list[dict[str, str]]:
 
 
 #: the value of a column for rows written before it existed
-UNRECORDED = {"adv_memory": "0"}
+UNRECORDED = {"adv_memory": "0", "label_noise": "0.0"}
 
 
 def matches(row: dict[str, str], key: dict) -> bool:
@@ -302,6 +302,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=240)
     parser.add_argument("--stage2-steps", type=int, default=160)
     parser.add_argument("--train", type=int, default=512)
+    parser.add_argument("--label-noise", type=float, default=0.0,
+                        help="share of training labels flipped (the faces keep their true attributes)")
     parser.add_argument("--stage2", action="store_true", help="train and measure stage 2 on the stage-1 runs")
     parser.add_argument("--table", action="store_true", help="print the markdown tables of the CSVs and stop")
     parser.add_argument("--remeasure", action="store_true", help="measure existing checkpoints again (new columns)")
@@ -309,7 +311,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/advae_study", help="data, judge and checkpoints (not results)")
     args = parser.parse_args()
     if args.table:
-        by = ["content_from", "lambda_adv", "adv_steps", "lambda_decor", "adv_memory"]
+        by = ["content_from", "label_noise", "lambda_adv", "adv_steps", "lambda_decor", "adv_memory"]
         print(table(RESULTS / "advae_stage1.csv", ["probe_gap", "probe_gap_val_cv", "gap_Pale_Skin", "gap_Male",
                                                   "recon_mse", "judge_control", "judge_corrected",
                                                   "judge_control_rare", "judge_control_common", "control_corrected",
@@ -325,9 +327,9 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
-    root = work / f"faces_{args.train}"
+    root = work / (f"faces_{args.train}" + (f"_noise{args.label_noise:g}" if args.label_noise else ""))
     if not (root / "list_attr_celeba.txt").exists():
-        write_sample(CelebA, root, counts=(args.train, 128, 8), correlated=True)
+        write_sample(CelebA, root, counts=(args.train, 128, 8), correlated=True, label_noise=args.label_noise)
     dm = CelebA(root=str(root), image_size=32, batch_size=32, num_workers=0, hflip=True, cache_drawings=True)
     dm.setup("fit")
     referee, referee_acc = judge(work)
@@ -341,9 +343,10 @@ def main() -> None:
                     decor = args.decor if lam else 0.0
                     memory = args.adv_memory if lam else 0
                     key = dict(content_from=content_from, lambda_adv=lam, adv_steps=adv_steps, lambda_decor=decor,
-                               adv_memory=memory, seed=seed, steps=args.steps, train=args.train)
+                               adv_memory=memory, label_noise=args.label_noise, seed=seed, steps=args.steps,
+                               train=args.train)
                     tag = (f"{content_from}_l{lam:g}_k{adv_steps}_d{decor:g}_s{seed}_n{args.steps}_t{args.train}"
-                           + (f"_m{memory}" if memory else ""))
+                           + (f"_m{memory}" if memory else "") + (f"_e{args.label_noise:g}" if args.label_noise else ""))
                     ckpt = work / f"{tag}.ckpt"
                     have = any(matches(r, key) for r in done(stage1_csv))
                     if have and ckpt.exists():

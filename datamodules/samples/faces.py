@@ -139,17 +139,23 @@ def hair_probe_colour(images: torch.Tensor) -> torch.Tensor:
 
 
 def write_celeba(reader: type, root: Path, counts: tuple[int, int, int] = (96, 32, 16), height: int = 78,
-                 width: int = 64, seed: int = 0, bad_files: bool = False, correlated: bool = False) -> dict[str, Any]:
+                 width: int = 64, seed: int = 0, bad_files: bool = False, correlated: bool = False,
+                 label_noise: float = 0.0) -> dict[str, Any]:
     """Write ``sum(counts)`` faces (train, val, test) in CelebA's exact layout under ``root``.
 
     The faces carry their labels visibly (``face_image``). ``bad_files`` lists a zero-byte and a
     truncated file in the training split. ``correlated`` draws the training split's attributes
     together as in real CelebA (``CORRELATED_RULES``: no young or female face with gray hair, few
     men with rosy cheeks) and keeps validation and test independent, so that control can be scored
-    on combinations that training rarely or never shows.
+    on combinations that training rarely or never shows. ``label_noise`` flips each training label
+    with that probability after the face is drawn, as annotators err on real CelebA; the face keeps
+    its true attributes, and validation and test keep true labels, so scores measure the truth.
     """
+    if not 0.0 <= label_noise < 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}")
     (root / IMAGES).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    noise = np.random.default_rng([seed, 1])  # its own stream: the faces are those of the noise-free release
     total = sum(counts)
     attr_lines = [str(total), " ".join(CELEBA_ATTRIBUTES) + " "]
     part_lines = []
@@ -157,6 +163,9 @@ def write_celeba(reader: type, root: Path, counts: tuple[int, int, int] = (96, 3
         name = f"{i + 1:06d}.jpg"
         values = random_attributes(list(CELEBA_ATTRIBUTES), rng, correlated=correlated and i < counts[0])
         face_image(values, rng, height, width).save(root / IMAGES / name, quality=95)
+        if label_noise and i < counts[0]:
+            flips = noise.random(len(CELEBA_ATTRIBUTES)) < label_noise
+            values = {a: values[a] != bool(flip) for a, flip in zip(CELEBA_ATTRIBUTES, flips, strict=True)}
         attr_lines.append(name + " " + " ".join(" 1" if values[a] else "-1" for a in CELEBA_ATTRIBUTES))
         part_lines.append(f"{name} {0 if i < counts[0] else 1 if i < counts[0] + counts[1] else 2}")
     if bad_files:

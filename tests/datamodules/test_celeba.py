@@ -133,3 +133,23 @@ def test_write_sample_correlates_the_training_split_only(tmp_path):
     assert len(on_gray) and (on_gray[:, male] == 1).all() and (on_gray[:, young] == 0).all()
     val_gray = val[val[:, gray] == 1]
     assert ((val_gray[:, male] == 0) | (val_gray[:, young] == 1)).any()  # the combinations training lacks
+
+
+def test_label_noise_flips_training_labels_only_and_keeps_the_faces(tmp_path):
+    """Noisy annotations as on real CelebA: about the asked share of training labels flipped, the
+    images byte-identical to the noise-free release, validation labels true."""
+    clean, noisy = tmp_path / "clean", tmp_path / "noisy"
+    write_sample(CelebA, clean, counts=(200, 40, 4), correlated=True)
+    write_sample(CelebA, noisy, counts=(200, 40, 4), correlated=True, label_noise=0.2)
+    splits = {}
+    for root in (clean, noisy):
+        dm = CelebA(root=str(root), image_size=32, num_workers=0)
+        dm.setup("fit")
+        splits[root] = dm.splits
+    flipped = (splits[clean]["train"][1] != splits[noisy]["train"][1]).float().mean().item()
+    assert 0.15 < flipped < 0.25
+    assert torch.equal(splits[clean]["val"][1], splits[noisy]["val"][1])
+    for name in ("000001.jpg", "000150.jpg", "000230.jpg"):
+        assert (clean / "img_align_celeba" / name).read_bytes() == (noisy / "img_align_celeba" / name).read_bytes()
+    with pytest.raises(ValueError, match="label_noise"):
+        write_sample(CelebA, tmp_path / "bad", counts=(4, 2, 2), label_noise=0.5)

@@ -384,7 +384,8 @@ def main() -> None:
                             append(stage2_csv, row)
                             print(row, flush=True)
         if args.grid and len(models) > 1:
-            path = RESULTS / f"advae_rare_gray_{content_from}.png"
+            noise = f"_noise{args.label_noise:g}" if args.label_noise else ""
+            path = RESULTS / f"advae_rare_gray_{content_from}{noise}.png"
             rare_grid(models, dm, path)
             print(f"grid (rows: photo, then Gray_Hair asked with {', '.join(models)}) written to {path}")
             models = {}

@@ -295,3 +295,27 @@ def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_pat
     print("probe gap by λ_adv:", gaps)
     assert gaps[0.0] > 0.15, "the control must carry the attributes for the test to mean anything"
     assert gaps[1000.0] < 0.06 and gaps[1000.0] < gaps[0.0] - 0.12
+
+
+@pytest.mark.slow
+def test_with_noisy_labels_only_the_adversary_keeps_the_decoder_obeying_the_request(tmp_path):
+    """Where disentanglement matters: training labels that are wrong 15 % of the time, as annotators
+    err on real CelebA. The conditional VAE (λ_adv = 0) then reads the attributes from z, which the
+    photo never gets wrong, and ignores the request; the adversary, by emptying z of them, leaves
+    the request as the decoder's only source. Measured with an independent judge in
+    ``benchmarks/advae_disentangle.py --label-noise 0.15`` (3 seeds): control 0.48 against 0.72.
+    """
+    dm = CelebA(**{**write_sample(CelebA, tmp_path / "faces", counts=(512, 128, 8), correlated=True,
+                                  label_noise=0.15), "batch_size": 32, "cache_drawings": True})
+    control = {}
+    for lam in (0.0, 1000.0):
+        L.seed_everything(0)
+        model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100, adv_warmup_steps=100,
+                            lambda_adv=lam, adv_steps=10 if lam else 1, adv_memory=8, content_from="photo",
+                            probe_every_n_epochs=0, **SMALL)
+        trainer(tmp_path / f"l{lam:g}", max_steps=240, limit_val_batches=0).fit(model, dm)
+        dm.setup("fit")
+        batches = [dm.on_after_batch_transfer(b, 0) for b in dm.val_dataloader()]
+        control[lam] = sum(hair_control(model, b)[1] for b in batches) / len(batches)
+    print("corrected hair control by λ_adv:", control)
+    assert control[1000.0] > control[0.0] + 0.2

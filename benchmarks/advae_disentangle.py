@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
 
 from affectlab.datamodules.celeba import CelebA  # noqa: E402
 from affectlab.datamodules.samples import write_sample  # noqa: E402
@@ -184,7 +184,25 @@ def rare_grid(models: dict[str, ADVAEStage1], dm: CelebA, path: Path, n: int = 8
         model.eval()
         content, style = model.encode(x, b["drawing"][keep][:n] if "drawing" in b else None)
         rows.append(model.decode(torch.cat([content.mu, style.mu], 1), with_attribute(a, names, "Gray_Hair", 1.0)))
-    save_image(make_grid(torch.cat(rows), nrow=len(x), padding=1, pad_value=1.0), path)
+    grid = make_grid(torch.cat(rows), nrow=len(x), padding=1, pad_value=1.0)
+    grid = F.interpolate(grid[None], scale_factor=3, mode="nearest")[0]  # 32-px faces, big enough to see
+    names = [name.replace("λ=", "lambda_adv = ") for name in models]  # the default font has no λ
+    labelled(grid, ["photo"] + [f"{name}:\ngray hair asked" for name in names], path)
+
+
+def labelled(grid: torch.Tensor, labels: list[str], path: Path) -> None:
+    """Save a grid of ``len(labels)`` rows with each row's label in a margin on its left."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray((grid.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy())
+    margin = 150
+    canvas = Image.new("RGB", (image.width + margin, image.height), "white")
+    canvas.paste(image, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    row = image.height / len(labels)
+    for i, label in enumerate(labels):
+        draw.text((6, int((i + 0.5) * row) - 12), label, fill="black")
+    canvas.save(path)
 
 
 # -- stage 2 -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one go (a few minutes): the GPU tests, then the GPU figures
-# for benchmarks/RESULTS.md (feature map inversion batched vs one at a time, MDAN's step, the
-# training loop with the real DataLoader against in-memory batches).
+# for benchmarks/RESULTS.md (feature map inversion batched vs one at a time, MDAN's step, pruned
+# against unpruned ResNet-50 latency, the training loop with the real DataLoader against in-memory batches).
 # Logs land in $OUT (default runs/gpu_checks); PYTHON picks the interpreter (default .venv/bin/python).
 #   make gpu                                   # or: bash benchmarks/gpu_checks.sh
 set -uo pipefail
@@ -22,5 +22,6 @@ check tests 300 "$py" -m pytest -q -p no:cacheprovider -m gpu tests/gpu
 check inversion 240 "$py" benchmarks/inversion.py --device cuda --iterations 20
 check mdan_step 180 "$py" benchmarks/mdan_step.py --device cuda
 check mdan_step_webemo 180 "$py" benchmarks/mdan_step.py --device cuda --taxonomy webemo
+check pruning_speedup 240 "$py" benchmarks/pruning_speedup.py --device cuda --batches 1 64 --repeats 20 --bf16
 check loader_gpu 300 "$py" benchmarks/loader_gpu.py --device cuda --workers "$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))" --csv "$out/loader_gpu.csv"
 exit $status

@@ -273,6 +273,20 @@ def test_networks_follow_the_image_size_and_reject_others(size):
         ADVAEStage1(image_size=size - 16)
 
 
+def with_and_without_adversary(dm: CelebA, root: Path) -> dict[float, ADVAEStage1]:
+    """The study's setting (seed 0, 240 steps at 32 px): λ_adv = 0 and the adversary, trained on ``dm``."""
+    models = {}
+    for lam in (0.0, 1000.0):
+        L.seed_everything(0)
+        model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100, adv_warmup_steps=100,
+                            lambda_adv=lam, adv_steps=10 if lam else 1, adv_memory=8, content_from="photo",
+                            probe_every_n_epochs=0, **SMALL)
+        trainer(root / f"l{lam:g}", max_steps=240, limit_val_batches=0).fit(model, dm)
+        models[lam] = model
+    dm.setup("fit")
+    return models
+
+
 @pytest.mark.slow
 def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_path):
     """The disentanglement claim, with its control: λ_adv = 0 (a conditional VAE) against the default.
@@ -283,15 +297,8 @@ def test_without_the_adversary_a_fresh_probe_reads_the_attributes_from_z(tmp_pat
     """
     dm = CelebA(**{**write_sample(CelebA, tmp_path / "faces", counts=(512, 128, 8), correlated=True),
                    "batch_size": 32, "cache_drawings": True})
-    gaps = {}
-    for lam in (0.0, 1000.0):
-        L.seed_everything(0)
-        model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100, adv_warmup_steps=100,
-                            lambda_adv=lam, adv_steps=10 if lam else 1, adv_memory=8, content_from="photo",
-                            probe_every_n_epochs=0, **SMALL)
-        trainer(tmp_path / f"l{lam:g}", max_steps=240, limit_val_batches=0).fit(model, dm)
-        dm.setup("fit")
-        gaps[lam] = model.probe(dm._loader("train"), dm._loader("val")).gap.mean().item()
+    gaps = {lam: model.probe(dm._loader("train"), dm._loader("val")).gap.mean().item()
+            for lam, model in with_and_without_adversary(dm, tmp_path).items()}
     print("probe gap by λ_adv:", gaps)
     assert gaps[0.0] > 0.15, "the control must carry the attributes for the test to mean anything"
     assert gaps[1000.0] < 0.06 and gaps[1000.0] < gaps[0.0] - 0.12
@@ -307,15 +314,8 @@ def test_with_noisy_labels_only_the_adversary_keeps_the_decoder_obeying_the_requ
     """
     dm = CelebA(**{**write_sample(CelebA, tmp_path / "faces", counts=(512, 128, 8), correlated=True,
                                   label_noise=0.15), "batch_size": 32, "cache_drawings": True})
-    control = {}
-    for lam in (0.0, 1000.0):
-        L.seed_everything(0)
-        model = ADVAEStage1(attributes=dm.attributes, image_size=32, kl_warmup_steps=100, adv_warmup_steps=100,
-                            lambda_adv=lam, adv_steps=10 if lam else 1, adv_memory=8, content_from="photo",
-                            probe_every_n_epochs=0, **SMALL)
-        trainer(tmp_path / f"l{lam:g}", max_steps=240, limit_val_batches=0).fit(model, dm)
-        dm.setup("fit")
-        batches = [dm.on_after_batch_transfer(b, 0) for b in dm.val_dataloader()]
-        control[lam] = sum(hair_control(model, b)[1] for b in batches) / len(batches)
+    models = with_and_without_adversary(dm, tmp_path)
+    batches = [dm.on_after_batch_transfer(b, 0) for b in dm.val_dataloader()]
+    control = {lam: sum(hair_control(model, b)[1] for b in batches) / len(batches) for lam, model in models.items()}
     print("corrected hair control by λ_adv:", control)
     assert control[1000.0] > control[0.0] + 0.2

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import statistics
 import sys
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--csv", default="benchmarks/results/data_loader.csv")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_release(tmp / "original", args.images)
@@ -178,7 +180,7 @@ def main() -> None:
                 rows.append({"round": r, "size": size, "method": name, "images_per_s": round(rate, 2),
                              "ratio_to_pil_full": round(rate / rates[(size, "pil_full")], 4),
                              "ratio_to_fast": round(rate / rates[(size, "fast")], 4),
-                             "images": n})
+                             "images": n, "load_average": round(os.getloadavg()[0], 2)})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         out = Path(args.csv)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +189,8 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(rows)
         print(f"{n} photos 500×375…1600×1200 (JPEG q90), 1 thread, {args.rounds} interleaved rounds; "
-              f"median over rounds")
+              f"median over rounds; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+              f"(the ratios fall when other processes share the core)")
         print("| size | method | images/s | × pil_full | × fast |")
         print("| --- | --- | --- | --- | --- |")
         for size, name in methods:

@@ -163,9 +163,10 @@ def report(args: argparse.Namespace) -> str:
         test=("test_acc", "mean"), std=("test_acc", "std"), flops=("flops_ratio", "mean"),
         params=("params_ratio", "mean"), n=("seed", "nunique")).reset_index()
     lines = ["| network | FLOPs target | test acc (mean ± std) | FLOPs ratio | params ratio | seeds |",
-             "| --- | --- | --- | --- | --- | --- |",
-             f"| trained (before fine-tuning) | 1.00 | {base.test_acc.mean():.4f} ± {base.test_acc.std():.4f} | 1.000 | "
-             f"1.000 | {base.seed.nunique()} |"]
+             "| --- | --- | --- | --- | --- | --- |"]
+    if len(base):  # the training rows (a study that reuses another's checkpoints has none)
+        lines.append(f"| trained (before fine-tuning) | 1.00 | {base.test_acc.mean():.4f} ± {base.test_acc.std():.4f} | "
+                     f"1.000 | 1.000 | {base.seed.nunique()} |")
     if len(control):
         lines.append(f"| unpruned, same fine-tuning (control) | 1.00 | {control.test_acc.mean():.4f} ± "
                      f"{control.test_acc.std():.4f} | 1.000 | 1.000 | {control.seed.nunique()} |")
@@ -189,7 +190,9 @@ def report(args: argparse.Namespace) -> str:
             ax.errorbar(part["flops"], part["test"], yerr=part["std"].fillna(0), marker=marker, capsize=3, label=mode)
     ax.set_xlabel("FLOPs / unpruned FLOPs")
     ax.set_ylabel("test accuracy (10,000 images)")
-    ax.set_title("Fashion-MNIST, 5-conv VGG")
+    budgets = sorted({(int(r.finetune_epochs), int(r.finetune_batches)) for r in pruned.itertuples()})
+    ax.set_title("Fashion-MNIST, 5-conv VGG; fine-tuning " + ", ".join(f"{e}×{b}" for e, b in budgets) + " batches",
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.png, dpi=120)
